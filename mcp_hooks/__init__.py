@@ -1,0 +1,49 @@
+"""mcp-hooks: survive MCP session loss in any Python agent framework.
+
+Detect session loss (every spelling, structurally first), rebuild the session once for all concurrent
+callers, and replay a call only when that is safe. Decisions are pluggy hooks; the built-in plugins
+answer last, so any plugin can add or veto a case.
+"""
+
+from __future__ import annotations
+
+from .attach import AttachHandle, attach
+from .calls import OutcomeUncertain, ToolCall
+from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_lost, session_lost_mark
+from .decorate import with_mcp_recovery
+from .detect import is_session_expired
+from .hookspecs import hookimpl, hookspec
+from .manager import (
+    ENTRY_POINT_GROUP,
+    McpHooksPluginManager,
+    PluginOrigin,
+    build_plugin_manager,
+    plugin_manager,
+    reset_plugin_manager,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AttachHandle",
+    "Loss",
+    "McpHooksPluginManager",
+    "OutcomeUncertain",
+    "PluginOrigin",
+    "SessionLostMark",
+    "ToolCall",
+    "Verdict",
+    "__version__",
+    "attach",
+    "build_plugin_manager",
+    "classify",
+    "hookimpl",
+    "hookspec",
+    "is_session_expired",
+    "mark_session_lost",
+    "plugin_manager",
+    "reset_plugin_manager",
+    "session_lost_mark",
+    "with_mcp_recovery",
+]

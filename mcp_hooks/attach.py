@@ -1,0 +1,174 @@
+"""``attach("package.module:Qualified.name")``: recovery on someone else's function, in place, reversibly.
+
+The target is wrapped with ``wrapt.FunctionWrapper`` (so methods, classmethods and staticmethods bind as
+before and ``inspect.iscoroutinefunction`` still answers the same). Attaching the same target twice
+returns the same handle and wraps once; ``detach()`` puts back exactly what was there (or removes the
+attribute again when the target was inherited). A target whose module is not imported yet is attached
+by a post-import hook when it is. Every wrapper checks that its handle is still attached, because a
+post-import hook cannot be removed and bound methods made while attached keep the wrapper.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import threading
+from typing import Any
+
+import wrapt
+
+from .engine import _monotonic, recover_async, recover_sync
+from .options import CallDescriber, build_policy
+
+__all__ = ["AttachHandle", "attach"]
+
+_WHERE = "attach"
+_MISSING = object()
+
+_handles: dict[str, AttachHandle] = {}
+_lock = threading.RLock()
+
+
+class AttachHandle:
+    """What :func:`attach` returns. ``status`` is ``"attached"``, ``"pending"`` (waiting for the module to
+    be imported) or ``"detached"``; ``attached_on_import`` says the hook (not the call) attached it."""
+
+    def __init__(self, target: str, module: str, path: tuple[str, ...], options: dict[str, Any]) -> None:
+        self.target = target
+        self.module = module
+        self.path = path
+        self.options = options
+        self.status = "pending"
+        self.attached_on_import = False
+        self._parent: Any = None
+        self._original: Any = _MISSING  # what the parent's own __dict__ held, or _MISSING if inherited
+        self._wrapper: Any = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "attached"
+
+    def __repr__(self) -> str:
+        return f"<AttachHandle {self.target} {self.status}>"
+
+    def _apply(self, module: Any) -> None:
+        parent = module
+        for part in self.path[:-1]:
+            parent = getattr(parent, part)
+        name = self.path[-1]
+        own = vars(parent).get(name, _MISSING) if hasattr(parent, "__dict__") else _MISSING
+        current: Any = own if own is not _MISSING else getattr(parent, name)
+        if isinstance(current, wrapt.FunctionWrapper) and getattr(current, "_self_mcp_hooks_handle", None) is not None:
+            raise RuntimeError(f"{_WHERE}: {self.target} is already wrapped by another mcp_hooks handle")
+        function = current.__func__ if isinstance(current, (classmethod, staticmethod)) else current
+        if not callable(function):
+            raise TypeError(f"{_WHERE}: {self.target} is not a function or method ({current!r})")
+        policy = build_policy(_WHERE, self.options)
+        describer = CallDescriber(f"{_WHERE}({self.target})", function, policy, self.options)
+        wrapper: Any = wrapt.FunctionWrapper(current, _make_wrapper(self, function, policy, describer))
+        wrapper._self_mcp_hooks_handle = self
+        setattr(parent, name, wrapper)
+        self._parent, self._original, self._wrapper = parent, own, wrapper
+        self.status = "attached"
+
+    def detach(self) -> None:
+        """Put the original back exactly. Safe to call twice."""
+        with _lock:
+            if self.status == "attached":
+                name = self.path[-1]
+                if self._original is _MISSING:
+                    if vars(self._parent).get(name) is self._wrapper:
+                        delattr(self._parent, name)
+                else:
+                    setattr(self._parent, name, self._original)
+            self.status = "detached"
+            self._parent = self._original = self._wrapper = None
+            if _handles.get(self.target) is self:
+                del _handles[self.target]
+
+
+def _make_wrapper(handle: AttachHandle, function: Any, policy: Any, describer: CallDescriber) -> Any:
+    describe = describer.describe
+
+    if inspect.iscoroutinefunction(function):
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            if handle.status != "attached":
+                return await wrapped(*args, **kwargs)
+            started = _monotonic()
+            try:
+                return await wrapped(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            return await recover_async(
+                policy, lambda: wrapped(*args, **kwargs), describe(args, kwargs, instance), error, started
+            )
+
+        return async_wrapper
+
+    def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if handle.status != "attached":
+            return wrapped(*args, **kwargs)
+        started = _monotonic()
+        try:
+            return wrapped(*args, **kwargs)
+        except Exception as exc:
+            error = exc
+        return recover_sync(policy, lambda: wrapped(*args, **kwargs), describe(args, kwargs, instance), error, started)
+
+    return sync_wrapper
+
+
+def _parse(target: str) -> tuple[str, tuple[str, ...]]:
+    if not isinstance(target, str) or ":" not in target:
+        raise ValueError(f"{_WHERE}: target must read 'package.module:Qualified.name', got {target!r}")
+    module, _, qualname = target.partition(":")
+    path = tuple(qualname.split("."))
+    if not module or not all(part.isidentifier() for part in path):
+        raise ValueError(f"{_WHERE}: target must read 'package.module:Qualified.name', got {target!r}")
+    return module, path
+
+
+def attach(target: str, **options: Any) -> AttachHandle:
+    """Wrap ``"package.module:Qualified.name"`` in place with the recovery of :func:`with_mcp_recovery`.
+
+    Takes the same keyword options, checked now. Returns a handle whose ``.detach()`` restores the
+    original exactly. If the module is not imported yet, the target is attached when it is imported
+    (``handle.status == "pending"`` until then).
+    """
+    module_name, path = _parse(target)
+    build_policy(_WHERE, options)  # fail now, naming the option
+    with _lock:
+        existing = _handles.get(target)
+        if existing is not None and existing.status != "detached":
+            return existing
+        handle = AttachHandle(target, module_name, path, dict(options))
+        _handles[target] = handle
+        module = sys.modules.get(module_name)
+        if module is not None:
+            try:
+                handle._apply(module)
+            except BaseException:
+                del _handles[target]
+                raise
+            return handle
+
+    def on_import(imported: Any) -> None:
+        with _lock:
+            if handle.status != "pending" or _handles.get(target) is not handle:
+                return
+            handle._apply(imported)
+            handle.attached_on_import = True
+
+    wrapt.register_post_import_hook(on_import, module_name)
+    return handle
+
+
+def import_target(target: str) -> Any:
+    """Import the module of ``target`` and return the object it names (for tests and diagnostics)."""
+    module_name, path = _parse(target)
+    obj: Any = importlib.import_module(module_name)
+    for part in path:
+        obj = getattr(obj, part)
+    return obj

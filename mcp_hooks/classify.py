@@ -1,0 +1,394 @@
+"""Is this error session loss, and did the request run? One answer for every SDK and framework.
+
+:func:`classify` walks the error graph (``ExceptionGroup`` members, ``__cause__``, ``__context__`` and
+the wrapper attributes frameworks use) breadth first, with a visited set and a node budget, and judges
+each node by, in order of strength:
+
+1. a mark that :func:`mcp_hooks.connect` attaches when it saw the HTTP answer itself
+   (:func:`mark_session_lost`): a 404 to a request that carried ``Mcp-Session-Id`` is session loss
+   whatever its body says, and the request did not run;
+2. an HTTP status carried by the error (httpx ``HTTPStatusError``): 404 or 410 to a session-bearing
+   request, or a 400 whose body names the session;
+3. the SDK error's code and message, duck-typed on ``.error.code``/``.error.message`` or
+   ``.code``/``.message`` (mcp 1.x ``McpError``, 2.x ``MCPError``, fastmcp's alias), codes of both signs;
+4. typed transport failures (connection refused before sending; reset, closed or broken while in flight);
+5. the message alone, for wrappers that kept only the text.
+
+The nearest evidence wins (the error raised to the caller says more than its history), except that an
+``InterruptedError`` anywhere means the user asked to stop: never recover. A ``CancelledError`` inside
+the graph is debris of a transport's teardown and says nothing either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections import deque
+from typing import Any
+
+__all__ = [
+    "Loss",
+    "Verdict",
+    "SessionLostMark",
+    "classify",
+    "mark_session_lost",
+    "session_lost_mark",
+    "NODE_BUDGET",
+]
+
+#: The most nodes of an error graph that :func:`classify` looks at.
+NODE_BUDGET = 10_000
+
+MARK_ATTRIBUTE = "__mcp_hooks_session_lost__"
+
+
+class Loss(enum.Enum):
+    """What happened to the session, as far as the error tells."""
+
+    #: Not session loss: re-raise unchanged.
+    NONE = "none"
+    #: The session or connection was gone before the request ran (404 to a session-bearing request,
+    #: session not found or terminated, connection refused). Safe to replay.
+    REJECTED = "rejected"
+    #: The connection died while the request was in flight. The tool may have run.
+    IN_FLIGHT = "in-flight"
+    #: The user asked to stop (``InterruptedError`` in the graph). Never recover.
+    INTERRUPTED = "interrupted"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The answer of :func:`classify`: what was lost, why it is believed, and which error showed it."""
+
+    loss: Loss
+    reason: str = ""
+    evidence: BaseException | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def is_session_loss(self) -> bool:
+        """The session or its connection is gone and must be rebuilt."""
+        return self.loss is Loss.REJECTED or self.loss is Loss.IN_FLIGHT
+
+    @property
+    def request_ran(self) -> bool | None:
+        """``False`` when the request surely did not run, ``None`` when it may have."""
+        if self.loss is Loss.REJECTED:
+            return False
+        if self.loss is Loss.IN_FLIGHT:
+            return None
+        return None
+
+    def __bool__(self) -> bool:
+        return self.is_session_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionLostMark:
+    """What the HTTP layer saw, attached to an error by :func:`mark_session_lost`.
+
+    :param loss: ``Loss.REJECTED`` (the server refused the session) or ``Loss.IN_FLIGHT`` (the
+        connection died with the request outstanding).
+    :param status: the HTTP status, when there was an answer.
+    :param method: the JSON-RPC method of the request, when known.
+    :param detail: a short human-readable account (never header values).
+    """
+
+    loss: Loss
+    status: int | None = None
+    method: str | None = None
+    detail: str = ""
+
+
+def mark_session_lost(error: BaseException, mark: SessionLostMark) -> BaseException:
+    """Attach ``mark`` to ``error`` so that :func:`classify` trusts it over any wording; returns ``error``."""
+    try:
+        setattr(error, MARK_ATTRIBUTE, mark)
+    except (AttributeError, TypeError):  # an exception type with __slots__ and no __dict__
+        pass
+    return error
+
+
+def session_lost_mark(error: BaseException) -> SessionLostMark | None:
+    """The mark attached by :func:`mark_session_lost`, if any."""
+    mark = getattr(error, MARK_ATTRIBUTE, None)
+    return mark if isinstance(mark, SessionLostMark) else None
+
+
+NOT_LOST = Verdict(Loss.NONE, "no sign of session loss")
+
+# --- messages ---------------------------------------------------------------------------------------
+
+# Checked first: a 2.x server's answer for a request in flight when its session died. The tool may
+# have run, although the words say "session terminated".
+_IN_FLIGHT_SESSION = re.compile(r"session (?:was )?terminated before the request complet", re.IGNORECASE)
+
+# The session is unknown to the server: the request was refused before it ran.
+_REJECTED_TEXT = re.compile(
+    "|".join(
+        [
+            r"session not found",
+            r"session terminated",
+            r"no valid session",
+            r"invalid or expired session",
+            r"(?:invalid|unknown|expired|stale) session",
+            r"session (?:has )?expired",
+            r"session is unknown",
+            r"session (?:id )?(?:is )?(?:invalid|not valid|not recognized|no longer valid)",
+            r"session has been terminated",
+            r"session (?:does not|doesn't|no longer) exists?",
+            r"session is closing",
+            r"mcp_session_terminated",
+            r"server not initialized",
+            r"missing session id",
+            r"mcp-session-id header is required",
+            r"invalid session id",
+        ]
+    ),
+    re.IGNORECASE,
+)
+
+# The connection went away with the request outstanding. These phrases are specific to the MCP SDKs
+# and the frameworks above them.
+_IN_FLIGHT_TEXT = re.compile(
+    "|".join(
+        [
+            r"sse stream ended",
+            r"server session was closed unexpectedly",
+            r"failed due to connection loss",
+            r"server disconnected without sending a response",
+            r"connection to (?:the )?mcp server (?:was )?lost",
+        ]
+    ),
+    re.IGNORECASE,
+)
+
+# "Connection closed" is the SDK's own -32000; on an arbitrary exception it proves nothing.
+_CONNECTION_CLOSED = re.compile(r"connection closed", re.IGNORECASE)
+
+# --- types ------------------------------------------------------------------------------------------
+
+_KIND_GENERIC = 0
+_KIND_INTERRUPTED = 1
+_KIND_SKIP_SELF = 2  # CancelledError debris, a tool's own error: judge the children only
+_KIND_HTTP_STATUS = 3
+_KIND_REFUSED = 4
+_KIND_IN_FLIGHT = 5
+_KIND_SDK = 6
+
+_REFUSED_NAMES = frozenset({"ConnectError", "ConnectionRefusedError", "ConnectTimeout"})
+_IN_FLIGHT_NAMES = frozenset(
+    {
+        "RemoteProtocolError",
+        "ReadError",
+        "WriteError",
+        "ClosedResourceError",
+        "BrokenResourceError",
+        "EndOfStream",
+        "ConnectionResetError",
+        "ConnectionAbortedError",
+        "BrokenPipeError",
+        "IncompleteRead",
+    }
+)
+_TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "anyio", "builtins", "h11", "http")
+
+_kind_cache: dict[type, int] = {}
+
+
+def _type_kind(tp: type) -> int:
+    kind = _kind_cache.get(tp)
+    if kind is not None:
+        return kind
+    kind = _KIND_GENERIC
+    for base in tp.__mro__:
+        name = base.__name__
+        module = base.__module__.split(".", 1)[0]
+        if base is InterruptedError:
+            kind = _KIND_INTERRUPTED
+            break
+        if name == "CancelledError" or name == "ToolError":
+            kind = _KIND_SKIP_SELF
+            break
+        if name == "HTTPStatusError":
+            kind = _KIND_HTTP_STATUS
+            break
+        if name in ("McpError", "MCPError"):
+            kind = _KIND_SDK
+            break
+        if module in _TRANSPORT_MODULES:
+            if name in _REFUSED_NAMES:
+                kind = _KIND_REFUSED
+                break
+            if name in _IN_FLIGHT_NAMES:
+                kind = _KIND_IN_FLIGHT
+                break
+    if len(_kind_cache) < 4096:
+        _kind_cache[tp] = kind
+    return kind
+
+
+def _code_and_message(node: BaseException) -> tuple[int | None, str | None]:
+    """Duck-typed JSON-RPC code and message: ``.error.code`` (both majors) or ``.code``."""
+    err = getattr(node, "error", None)
+    code = getattr(err, "code", None)
+    if isinstance(code, int) and not isinstance(code, bool):
+        msg = getattr(err, "message", None)
+        return code, msg if isinstance(msg, str) else None
+    code = getattr(node, "code", None)
+    if isinstance(code, int) and not isinstance(code, bool):
+        msg = getattr(node, "message", None)
+        return code, msg if isinstance(msg, str) else None
+    return None, None
+
+
+def _judge_text(text: str, *, sdk_shaped: bool) -> tuple[Loss, str] | None:
+    if _IN_FLIGHT_SESSION.search(text):
+        return Loss.IN_FLIGHT, "session terminated while the request was in flight"
+    match = _REJECTED_TEXT.search(text)
+    if match:
+        return Loss.REJECTED, f"message says {match.group(0).lower()!r}"
+    match = _IN_FLIGHT_TEXT.search(text)
+    if match:
+        return Loss.IN_FLIGHT, f"message says {match.group(0).lower()!r}"
+    if sdk_shaped and _CONNECTION_CLOSED.search(text):
+        return Loss.IN_FLIGHT, "connection closed with the request outstanding"
+    return None
+
+
+def _judge_code(code: int, message: str | None) -> tuple[Loss, str] | None:
+    text = message or ""
+    verdict = _judge_text(text, sdk_shaped=True)
+    if verdict is not None:
+        return verdict[0], f"code {code}, {verdict[1]}"
+    if code == 32600:
+        # mcp 1.x answers every 404 with this positive literal (a typo for -32600), whatever the body.
+        return Loss.REJECTED, "code 32600 (mcp 1.x: HTTP 404 to a session-bearing request)"
+    return None
+
+
+def _header_has_session(request: Any) -> bool:
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return False
+    try:
+        return "mcp-session-id" in headers
+    except Exception:  # a foreign headers object
+        return False
+
+
+def _response_text(response: Any) -> str:
+    try:
+        text = response.text
+    except Exception:  # a streamed body that was never read
+        return ""
+    return text if isinstance(text, str) else ""
+
+
+def _judge_http(node: BaseException) -> tuple[Loss, str] | None:
+    response = getattr(node, "response", None)
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int):
+        return None
+    request = getattr(node, "request", None) or getattr(response, "request", None)
+    with_session = _header_has_session(request)
+    if status == 404 and with_session:
+        return Loss.REJECTED, "HTTP 404 to a request that carried Mcp-Session-Id"
+    if status == 410 and with_session:
+        return Loss.REJECTED, "HTTP 410 Gone to a request that carried Mcp-Session-Id"
+    if status in (400, 401, 404, 410, 503):
+        body = _response_text(response)
+        if body and _REJECTED_TEXT.search(body):
+            return Loss.REJECTED, f"HTTP {status} whose body names the session"
+    return None
+
+
+def _judge(node: BaseException, kind: int) -> tuple[Loss, str] | None:
+    mark = getattr(node, MARK_ATTRIBUTE, None)
+    if isinstance(mark, SessionLostMark):
+        detail = mark.detail or (f"HTTP {mark.status}" if mark.status else "seen by the transport")
+        return mark.loss, detail
+    if kind == _KIND_HTTP_STATUS:
+        return _judge_http(node)
+    if kind == _KIND_REFUSED:
+        return Loss.REJECTED, f"{type(node).__name__}: the request was not sent"
+    if kind == _KIND_IN_FLIGHT:
+        return Loss.IN_FLIGHT, f"{type(node).__name__} with the request outstanding"
+    code, message = _code_and_message(node)
+    if code is not None:
+        if message is None:
+            message = str(node)
+        return _judge_code(code, message)
+    if kind == _KIND_SDK:
+        return _judge_text(str(node), sdk_shaped=True)
+    try:
+        text = str(node)
+    except Exception:  # a broken __str__ must not break classification
+        return None
+    if not text:
+        return None
+    return _judge_text(text, sdk_shaped=False)
+
+
+_WRAPPER_ATTRIBUTES = ("original_exception", "original_error", "inner_exception", "exc")
+
+
+def _children(node: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cause = node.__cause__
+    if cause is not None:
+        out.append(cause)
+    members = getattr(node, "exceptions", None)
+    if isinstance(members, (tuple, list)):
+        out.extend(m for m in members if isinstance(m, BaseException))
+    for attr in _WRAPPER_ATTRIBUTES:
+        inner = getattr(node, attr, None)
+        if isinstance(inner, BaseException):
+            out.append(inner)
+    context = node.__context__
+    if context is not None:
+        out.append(context)
+    return out
+
+
+def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
+    """Judge ``error``: session loss before the request ran, in flight, interrupted, or none.
+
+    Terminates on any graph (cycles included) after at most ``budget`` nodes, without recursion.
+    """
+    queue: deque[BaseException] = deque((error,))
+    seen = {id(error)}
+    best: Verdict | None = None
+    visited = 0
+    while queue and visited < budget:
+        node = queue.popleft()
+        visited += 1
+        kind = _type_kind(type(node))
+        if kind == _KIND_INTERRUPTED:
+            return Verdict(Loss.INTERRUPTED, "InterruptedError: the user asked to stop", node)
+        if best is None and kind != _KIND_SKIP_SELF:
+            judged = _judge(node, kind)
+            if judged is not None:
+                best = Verdict(judged[0], judged[1], node)
+        for child in _children(node):
+            if id(child) not in seen:
+                seen.add(id(child))
+                queue.append(child)
+    return best if best is not None else NOT_LOST
+
+
+def is_interrupted(error: BaseException, *, budget: int = NODE_BUDGET) -> bool:
+    """``True`` when an ``InterruptedError`` stands anywhere in the error graph (within the budget)."""
+    queue: deque[BaseException] = deque((error,))
+    seen = {id(error)}
+    visited = 0
+    while queue and visited < budget:
+        node = queue.popleft()
+        visited += 1
+        if isinstance(node, InterruptedError):
+            return True
+        for child in _children(node):
+            if id(child) not in seen:
+                seen.add(id(child))
+                queue.append(child)
+    return False

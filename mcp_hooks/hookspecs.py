@@ -1,0 +1,152 @@
+"""The hook specifications: what a plugin may decide and observe.
+
+Decision hooks (``should_reconnect``, ``is_replay_safe``, ``reconnect``) are ``firstresult``: the first
+implementation that returns something other than ``None`` decides. They are plain functions, free of
+side effects; the engine does the sleeping and the reconnecting. Observer hooks (``on_*``) are called
+on every implementation, one at a time; an observer that raises is logged and cannot change a call's
+outcome. A decision hook that raises is logged and counts as no opinion.
+
+Every hook receives the :class:`~mcp_hooks.ToolCall` of the failing call. Implementations may accept
+any subset of the arguments, as usual with pluggy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .calls import ToolCall
+
+PROJECT_NAME = "mcp_hooks"
+
+#: Marks the hook specifications of this module.
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+#: Marks a plugin's implementation of a hook: ``@hookimpl`` or ``@hookimpl(tryfirst=True)``.
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+#: Hooks whose first non-``None`` answer decides.
+DECISION_HOOKS = ("should_reconnect", "is_replay_safe", "reconnect")
+#: Hooks called on every implementation, for logs, metrics and traces.
+OBSERVER_HOOKS = ("on_tool_error", "on_reconnect", "on_recovered", "on_giveup")
+
+
+@hookspec
+def on_tool_error(call: ToolCall, error: BaseException) -> None:
+    """Observe every failed attempt of a tool call, before anything is decided.
+
+    Called once per failed attempt (``call.attempt`` counts them, from 1), including failures that
+    are not session loss and will be re-raised unchanged. Not called for cancellation. All
+    implementations run; one that raises is logged and skipped.
+
+    Example::
+
+        @hookimpl
+        def on_tool_error(call, error):
+            metrics.increment("mcp.tool_error", tags={"server": call.server, "tool": call.tool})
+    """
+
+
+@hookspec(firstresult=True)
+def should_reconnect(call: ToolCall, error: BaseException) -> bool | None:
+    """Decide whether ``error`` means the session (or its connection) is gone and must be rebuilt.
+
+    Return ``True`` to reconnect and retry, ``False`` to veto, ``None`` for no opinion. The built-in
+    ``session-expiry`` plugin answers last (``trylast``), so any plugin can add a case or veto one.
+    When nobody answers ``True`` the error is re-raised unchanged. An ``InterruptedError`` anywhere in
+    the error graph and cancellation are never recovered, whatever a plugin answers.
+
+    Example::
+
+        @hookimpl
+        def should_reconnect(call, error):
+            if "gateway lost your session" in str(error):
+                return True
+            return None
+    """
+
+
+@hookspec(firstresult=True)
+def is_replay_safe(call: ToolCall, error: BaseException) -> bool | None:
+    """Decide whether the call may be sent again after ``error``, once the session is rebuilt.
+
+    Asked after a successful reconnect. The built-in ``replay-safety`` plugin (``trylast``) says yes
+    when the server refused the request before running it (session not found or terminated,
+    connection refused) and otherwise only for tools annotated ``readOnlyHint`` or ``idempotentHint``.
+    When the answer is not ``True`` the engine raises :class:`~mcp_hooks.OutcomeUncertain` instead of
+    replaying (the session stays healed for the next call). Tools named in the ``replay_safe_tools``
+    option are replayed without asking.
+
+    Example::
+
+        @hookimpl
+        def is_replay_safe(call, error):
+            if call.tool in {"search", "fetch_page"}:
+                return True
+            return None
+    """
+
+
+@hookspec(firstresult=True)
+def reconnect(call: ToolCall) -> Any:
+    """Rebuild the session of ``call.owner`` (a framework's server or client object).
+
+    Asked only when the wrapped function was given no ``reconnect`` option. Return something other
+    than ``None`` (``True``, or an awaitable, which is awaited) when you handled it; return ``None``
+    for objects you do not know. When nobody handles it the call is replayed as it is, which is right
+    for frameworks that open a new session per call. Integrations implement this hook for their
+    framework's objects; the engine makes it single-flight per owner.
+
+    Example::
+
+        @hookimpl
+        def reconnect(call):
+            if isinstance(call.owner, MyServer):
+                return call.owner.restart()   # a coroutine: the engine awaits it
+            return None
+    """
+
+
+@hookspec
+def on_reconnect(call: ToolCall, error: BaseException) -> None:
+    """Observe a session rebuild about to start, caused by ``error``.
+
+    Called once per rebuild, by the call that leads it (concurrent calls that share the rebuild do
+    not call it again). All implementations run; one that raises is logged and skipped.
+
+    Example::
+
+        @hookimpl
+        def on_reconnect(call, error):
+            log.warning("rebuilding MCP session to %s after %r", call.server, error)
+    """
+
+
+@hookspec
+def on_recovered(call: ToolCall) -> None:
+    """Observe a call that failed and then succeeded after recovery.
+
+    ``call.attempt`` is the attempt that succeeded (2 or more). All implementations run.
+
+    Example::
+
+        @hookimpl
+        def on_recovered(call):
+            metrics.increment("mcp.recovered", tags={"server": call.server})
+    """
+
+
+@hookspec
+def on_giveup(call: ToolCall, error: BaseException) -> None:
+    """Observe recovery giving up: attempts or deadline exhausted, or a replay refused as unsafe.
+
+    ``error`` is what the caller is about to receive (the last real error, or an
+    :class:`~mcp_hooks.OutcomeUncertain`). All implementations run.
+
+    Example::
+
+        @hookimpl
+        def on_giveup(call, error):
+            alerts.send(f"MCP server {call.server} did not recover: {error}")
+    """

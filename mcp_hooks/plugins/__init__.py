@@ -1,0 +1,18 @@
+"""The built-in plugins, registered exactly like third-party ones (and blockable by name).
+
+- ``session-expiry`` (:mod:`.session_expiry`): answers ``should_reconnect`` last, from :func:`~mcp_hooks.classify`.
+- ``replay-safety`` (:mod:`.replay_safety`): answers ``is_replay_safe`` last, from where the request was
+  lost and the tool's annotations.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import replay_safety, session_expiry
+
+#: name -> plugin object, in registration order.
+BUILTIN_PLUGINS: dict[str, ModuleType] = {
+    "session-expiry": session_expiry,
+    "replay-safety": replay_safety,
+}
