@@ -13,6 +13,7 @@ from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_los
 from .decorate import with_mcp_recovery
 from .detect import is_session_expired
 from .hookspecs import hookimpl, hookspec
+from .integration import Integration, instrument, integrations, uninstrument
 from .manager import (
     ENTRY_POINT_GROUP,
     McpHooksPluginManager,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AttachHandle",
+    "Integration",
     "Loss",
     "McpHooksPluginManager",
     "OutcomeUncertain",
@@ -40,10 +42,13 @@ __all__ = [
     "classify",
     "hookimpl",
     "hookspec",
+    "instrument",
+    "integrations",
     "is_session_expired",
     "mark_session_lost",
     "plugin_manager",
     "reset_plugin_manager",
     "session_lost_mark",
+    "uninstrument",
     "with_mcp_recovery",
 ]

@@ -1,0 +1,155 @@
+"""The shape every framework shim shares, and ``mcp_hooks.instrument()`` to turn them on.
+
+A shim is a distribution (``mcp-hooks-<framework>``) whose entry point in group ``mcp_hooks`` names a
+module holding ``@hookimpl`` functions (usually ``reconnect`` for the framework's objects) and an
+attribute ``mcp_hooks_integration``: an :class:`Integration`. ``instrument()`` turns it on (safe to
+call twice), ``uninstrument()`` undoes every wrap. A shim whose framework is missing or outside the
+supported versions says so in one log line and steps aside.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from .attach import AttachHandle, attach
+from .manager import plugin_manager
+
+__all__ = ["Integration", "instrument", "integrations", "uninstrument"]
+
+log = logging.getLogger("mcp_hooks")
+
+INTEGRATION_ATTRIBUTE = "mcp_hooks_integration"
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in text.split("."):
+        match = re.match(r"\d+", piece)
+        if match is None:
+            break
+        parts.append(int(match.group(0)))
+    return tuple(parts)
+
+
+class Integration:
+    """Base class of a framework shim.
+
+    Subclasses set ``name``, ``distribution`` (the framework's distribution on PyPI), ``min_version``
+    (inclusive) and ``max_version`` (exclusive, or ``None``), and implement :meth:`targets` (the
+    ``"module:Qualified.name"`` targets with their ``attach`` options) and/or override :meth:`_on` and
+    :meth:`_off` for anything else.
+    """
+
+    name: str = ""
+    distribution: str = ""
+    min_version: str = "0"
+    max_version: str | None = None
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._handles: list[AttachHandle] = []
+        self.enabled = False
+        self.why_not: str | None = None
+
+    def instrumentation_dependencies(self) -> list[str]:
+        spec = f">={self.min_version}" + (f",<{self.max_version}" if self.max_version else "")
+        return [f"{self.distribution}{spec}"]
+
+    def framework_version(self) -> str | None:
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    def check(self) -> str | None:
+        """Why this shim cannot run here, or ``None`` when it can."""
+        version = self.framework_version()
+        if version is None:
+            return f"{self.distribution} is not installed"
+        have = _version_tuple(version)
+        if have < _version_tuple(self.min_version) or (
+            self.max_version is not None and have >= _version_tuple(self.max_version)
+        ):
+            return (
+                f"{self.distribution} {version} is outside the supported range {self.instrumentation_dependencies()[0]}"
+            )
+        return None
+
+    def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        """``(target, attach options)`` pairs to wrap; override in subclasses."""
+        return ()
+
+    def instrument(self) -> bool:
+        """Turn the shim on; ``False`` (and one log line) when the framework is missing or out of range."""
+        with self._lock:
+            if self.enabled:
+                return True
+            reason = self.check()
+            if reason is not None:
+                if self.why_not != reason:
+                    log.info("mcp_hooks: integration %r steps aside: %s", self.name, reason)
+                self.why_not = reason
+                return False
+            try:
+                for target, options in self.targets():
+                    self._handles.append(attach(target, **options))
+                self._on()
+            except Exception:
+                self._undo()
+                raise
+            self.enabled = True
+            self.why_not = None
+            return True
+
+    def uninstrument(self) -> None:
+        """Undo every wrap; safe to call twice."""
+        with self._lock:
+            self._undo()
+            self.enabled = False
+
+    def _undo(self) -> None:
+        self._off()
+        while self._handles:
+            self._handles.pop().detach()
+
+    def _on(self) -> None:
+        """Extra set-up beyond :meth:`targets`."""
+
+    def _off(self) -> None:
+        """Undo :meth:`_on`."""
+
+
+def integrations() -> dict[str, Integration]:
+    """Every shim registered through the entry-point group ``mcp_hooks``, by name."""
+    found: dict[str, Integration] = {}
+    for name, plugin in plugin_manager().list_name_plugin():
+        integration = getattr(plugin, INTEGRATION_ATTRIBUTE, None)
+        if isinstance(integration, Integration):
+            found[integration.name or name] = integration
+    return found
+
+
+def instrument(*names: str) -> dict[str, bool]:
+    """Turn on the named shims, or every installed one; returns name -> whether it is on."""
+    available = integrations()
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(
+            f"mcp_hooks.instrument: no integration named {', '.join(map(repr, unknown))}; "
+            f"installed: {', '.join(sorted(available)) or 'none'}"
+        )
+    chosen = names or tuple(available)
+    return {name: available[name].instrument() for name in chosen}
+
+
+def uninstrument(*names: str) -> None:
+    """Turn off the named shims, or all of them."""
+    available = integrations()
+    for name in names or tuple(available):
+        if name in available:
+            available[name].uninstrument()

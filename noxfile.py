@@ -1,0 +1,61 @@
+"""One session per environment: the core under the newest mcp 1.x and 2.x, lint, each integration.
+
+Run everything: ``nox``. One session: ``nox -s core-mcp2``. ``.ci/run`` runs exactly ``nox``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+MCP_LINES = {"mcp1": "mcp>=1.24,<2", "mcp2": "mcp>=2,<3"}
+PYTEST = ("python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-ra")
+
+
+def _install_core(session: nox.Session, mcp_spec: str) -> None:
+    session.install("-e", ".[test]", mcp_spec)
+
+
+@nox.session(name="core-mcp1")
+def core_mcp1(session: nox.Session) -> None:
+    """The core, connect(), CLI and testing kit under the newest mcp 1.x."""
+    _install_core(session, MCP_LINES["mcp1"])
+    session.run(*PYTEST, "tests", "--ignore=tests/integrations", *session.posargs)
+
+
+@nox.session(name="core-mcp2")
+def core_mcp2(session: nox.Session) -> None:
+    """The core, connect(), CLI and testing kit under the newest mcp 2.x."""
+    _install_core(session, MCP_LINES["mcp2"])
+    session.run(*PYTEST, "tests", "--ignore=tests/integrations", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) and mypy --strict, under both mcp majors."""
+    session.install("-e", ".[lint]", MCP_LINES["mcp2"])
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+    session.install(MCP_LINES["mcp1"])
+    session.run("mypy")
+
+
+def _integration(session: nox.Session, name: str, *requirements: str) -> None:
+    """Install the core and one integration distribution, then run its tests."""
+    session.install("-e", ".[test]", "-e", f"integrations/{name}", *requirements)
+    session.run(*PYTEST, f"tests/integrations/{name.replace('-', '_')}", *session.posargs)
+
+
+# Integration sessions register themselves below, one per framework and mcp major:
+# @nox.session(name="openai-agents-mcp2") ... _integration(session, "openai-agents", "openai-agents>=0.24", ...)
+for _path in sorted((ROOT / "integrations").glob("*/nox_sessions.py")):
+    _code = compile(_path.read_text(), str(_path), "exec")
+    exec(_code, {"nox": nox, "_integration": _integration, "MCP_LINES": MCP_LINES, "os": os})
