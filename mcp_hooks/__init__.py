@@ -10,6 +10,7 @@ from __future__ import annotations
 from .attach import AttachHandle, attach
 from .calls import OutcomeUncertain, ToolCall
 from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_lost, session_lost_mark
+from .connection import ResilientSession, connect
 from .decorate import with_mcp_recovery
 from .detect import is_session_expired
 from .hookspecs import hookimpl, hookspec
@@ -33,6 +34,7 @@ __all__ = [
     "McpHooksPluginManager",
     "OutcomeUncertain",
     "PluginOrigin",
+    "ResilientSession",
     "SessionLostMark",
     "ToolCall",
     "Verdict",
@@ -40,6 +42,7 @@ __all__ = [
     "attach",
     "build_plugin_manager",
     "classify",
+    "connect",
     "hookimpl",
     "hookspec",
     "instrument",

@@ -116,8 +116,12 @@ class _Flight:
         return True
 
 
-class _RebuildTimeout(Exception):
+class RebuildTimeout(Exception):
     """A rebuild (or the wait for another caller's) ran into the call's deadline."""
+
+
+class _LeaderCancelled(RuntimeError):
+    """What followers learn when the call leading their rebuild was cancelled: not a real error."""
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -216,6 +220,9 @@ def _recovery(
             raise error
         if decide(pm, "should_reconnect", call=call, error=error) is not True:
             raise error
+        # `lost` showed the session gone and decides the replay; `error` becomes the last real error
+        # (a failed rebuild's), raised when recovery gives up.
+        lost = error
         # The session is gone: rebuild it (once, shared), within the budget.
         while True:
             now = _monotonic()
@@ -232,27 +239,26 @@ def _recovery(
             failure = yield from _rebuild_once(policy, pm, gate, call, error, attempt_started, deadline_at)
             if failure is None:
                 break
-            if isinstance(failure, _RebuildTimeout):
+            if isinstance(failure, RebuildTimeout):
                 _give_up(pm, policy, call, error, rebuilds, _monotonic() - started)
                 raise error
+            if classify(lost).loss is Loss.IN_FLIGHT and not (
+                yield from _replay_allowed(policy, pm, call, lost, may_learn=False)
+            ):
+                # The request may have run and may not be repeated: whether the session comes back or
+                # not, the answer is the same, so give it now rather than after the server returns.
+                raise _uncertain(pm, call, lost, "and the session could not be rebuilt yet")
             log.info(
                 "mcp_hooks: rebuilding the session to %s failed (%s: %s)",
                 call.server,
                 type(failure).__name__,
                 failure,
             )
-            error = failure
+            if not isinstance(failure, _LeaderCancelled):
+                error = failure
         # Healed. May the call be sent again?
-        if not (yield from _replay_allowed(policy, pm, call, error)):
-            uncertain = OutcomeUncertain(call.server, call.tool, classify(error).reason)
-            uncertain.__cause__ = error
-            notify(pm, "on_giveup", call=call, error=uncertain)
-            log.warning(
-                "mcp_hooks: %s on %s lost in flight; not replayed (not known to be safe)",
-                call.tool or "request",
-                call.server,
-            )
-            raise uncertain
+        if not (yield from _replay_allowed(policy, pm, call, lost)):
+            raise _uncertain(pm, call, lost)
         call = call.replace(attempt=call.attempt + 1)
         attempt_started = _monotonic()
         ok, outcome = yield (_CALL,)
@@ -285,7 +291,7 @@ def _rebuild_once(
     if not leader:
         finished = yield (_WAIT, flight, deadline_at - _monotonic())
         if not finished:
-            return _RebuildTimeout(f"the rebuild of the session to {call.server} outlasted the deadline")
+            return RebuildTimeout(f"the rebuild of the session to {call.server} outlasted the deadline")
         return flight.error
     failure: BaseException | None = None
     try:
@@ -305,7 +311,7 @@ def _rebuild_once(
         if not ok:
             failure = outcome
     except BaseException:  # the leader was cancelled or closed: release the followers
-        failure = RuntimeError(f"the call leading the rebuild of the session to {call.server} was cancelled")
+        failure = _LeaderCancelled(f"the call leading the rebuild of the session to {call.server} was cancelled")
         raise
     finally:
         with gate.lock:
@@ -317,12 +323,33 @@ def _rebuild_once(
     return failure
 
 
+def _uncertain(pm: pluggy.PluginManager, call: ToolCall, error: BaseException, extra: str = "") -> OutcomeUncertain:
+    reason = classify(error).reason
+    uncertain = OutcomeUncertain(call.server, call.tool, f"{reason} {extra}".strip())
+    uncertain.__cause__ = error
+    notify(pm, "on_giveup", call=call, error=uncertain)
+    log.warning(
+        "mcp_hooks: %s on %s lost in flight; not replayed (not known to be safe)", call.tool or "request", call.server
+    )
+    return uncertain
+
+
 def _replay_allowed(
-    policy: RecoveryPolicy, pm: pluggy.PluginManager, call: ToolCall, error: BaseException
+    policy: RecoveryPolicy,
+    pm: pluggy.PluginManager,
+    call: ToolCall,
+    error: BaseException,
+    *,
+    may_learn: bool = True,
 ) -> Generator[tuple[Any, ...], Any, bool]:
     if policy.always_replay_safe or (call.tool is not None and call.tool in policy.replay_safe_tools):
         return True
-    if call.annotations is None and policy.annotate is not None and classify(error).loss is not Loss.REJECTED:
+    if (
+        may_learn
+        and call.annotations is None
+        and policy.annotate is not None
+        and classify(error).loss is not Loss.REJECTED
+    ):
         annotate = policy.annotate
         ok, annotations = yield (_RUN, lambda: annotate(call), None)
         if ok and annotations is not None:
@@ -399,11 +426,18 @@ async def _run_async(thunk: Callable[[], Any], timeout: float | None) -> tuple[b
         if timeout is None:
             return True, await result
         task = asyncio.ensure_future(result)
-        done, _ = await asyncio.wait({task}, timeout=max(0.001, timeout))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.001, timeout))
+        except asyncio.CancelledError:
+            # The leader was cancelled: the rebuild goes with it (bounded wait for it to unwind), so
+            # the follower that leads the next one never runs beside it.
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+            raise
         if not done:
             task.cancel()
             await asyncio.wait({task}, timeout=1.0)
-            return False, _RebuildTimeout("the rebuild outlasted the call's deadline")
+            return False, RebuildTimeout("the rebuild outlasted the call's deadline")
         return True, task.result()
     except Exception as exc:
         return False, exc
@@ -453,7 +487,7 @@ def _run_sync(thunk: Callable[[], Any], timeout: float | None) -> tuple[bool, An
                 return True, result.result(timeout=None if timeout is None else max(0.001, timeout))
             except concurrent.futures.TimeoutError:
                 result.cancel()
-                return False, _RebuildTimeout("the rebuild outlasted the call's deadline")
+                return False, RebuildTimeout("the rebuild outlasted the call's deadline")
         if inspect.isawaitable(result):
             return True, _await_blocking(result, timeout)
         return True, result
@@ -482,6 +516,6 @@ def _await_blocking(awaitable: Awaitable[Any], timeout: float | None) -> Any:
         try:
             return await asyncio.wait_for(_as_coroutine(awaitable), max(0.001, timeout))
         except asyncio.TimeoutError:
-            raise _RebuildTimeout("the rebuild outlasted the call's deadline") from None
+            raise RebuildTimeout("the rebuild outlasted the call's deadline") from None
 
     return asyncio.run(bounded())

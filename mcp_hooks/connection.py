@@ -1,0 +1,765 @@
+"""``connect()``: an MCP session that survives whatever happens to the session underneath.
+
+One **owner task** holds the transport and the SDK session (anyio context managers must be exited by
+the task that entered them); calls from any task go through it. A rebuild tears the old transport and
+session down and opens new ones with a fresh ``initialize`` and no stale session id.
+
+The HTTP layer is watched: every request goes through :class:`_WatchingTransport`, which sees
+
+- a 404 or 410 to a request that carried ``Mcp-Session-Id`` (or a 400 whose body names the session):
+  the server forgot the session; errors of calls on that link are marked :data:`Loss.REJECTED`
+  whatever their wording, and the link is rebuilt in the background at once;
+- a response stream that breaks (the server died mid-answer) or a standing GET stream that ends: the
+  link is rebuilt in the background; calls still waiting on it are given a moment to receive their
+  answers and are then settled as lost in flight, instead of hanging (mcp 1.x never fails them).
+
+Recovery of each call is the engine's (:mod:`mcp_hooks.engine`): hooks decide, one rebuild is shared
+by every failing call, a call is replayed only when safe, or raises :class:`~mcp_hooks.OutcomeUncertain`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import dataclasses
+import importlib
+import importlib.metadata
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pluggy
+
+from .calls import ToolCall
+from .classify import Loss, SessionLostMark, classify, mark_session_lost
+from .engine import DEFAULT_DEADLINE, DEFAULT_MAX_RECONNECTS, RebuildTimeout, RecoveryPolicy, recover_async
+
+__all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
+
+log = logging.getLogger("mcp_hooks")
+
+MCP_MAJOR = int(importlib.metadata.version("mcp").split(".", 1)[0])
+_httpx: Any = importlib.import_module("httpx2" if MCP_MAJOR >= 2 else "httpx")
+
+#: How long calls still waiting on a link that is being torn down may take to receive their answers.
+DRAIN_GRACE = 1.0
+#: How long one rebuild asked by a failing call keeps retrying a server that is down.
+REBUILD_ATTEMPT = 10.0
+#: Backoff of background healing while the server is down.
+HEAL_BACKOFF_INITIAL = 0.1
+HEAL_BACKOFF_MAX = 5.0
+
+# Set on the failure path of a call, read by the rebuild it asks for (same task).
+_failed_generation: contextvars.ContextVar[int] = contextvars.ContextVar("mcp_hooks_failed_generation", default=0)
+_call_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("mcp_hooks_call_deadline", default=0.0)
+
+
+def _redact(url: str) -> str:
+    """The URL without credentials or query (never log secrets)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<url>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class _Link:
+    """One generation: a transport, its SDK session, and what the watcher saw of it."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.api: Any = None
+        self.session_id: str | None = None
+        self.stop = asyncio.Event()
+        self.usable = False
+        self.trouble: SessionLostMark | None = None  # why it is being given up
+        self.rejected_status: int | None = None
+        self.lost_in_flight = False
+        self.callers: set[asyncio.Task[Any]] = set()
+        self.cut: set[asyncio.Task[Any]] = set()
+        self.death: BaseException | None = None
+        self.drained = asyncio.Event()
+        self.annotations: dict[str, Any] | None = None
+
+    def leave(self, task: asyncio.Task[Any]) -> None:
+        self.callers.discard(task)
+        if not self.callers:
+            self.drained.set()
+
+
+class _WatchedStream(_httpx.AsyncByteStream):  # type: ignore[misc]
+    """A response body that tells the session when it breaks (or, for the GET stream, ends)."""
+
+    def __init__(self, inner: Any, owner: ResilientSession, link: _Link, standing: bool) -> None:
+        self._inner = inner
+        self._owner = owner
+        self._link = link
+        self._standing = standing
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._inner:
+                yield chunk
+        except Exception as exc:
+            self._owner._stream_broke(self._link, exc, self._standing)
+            raise
+        if self._standing:
+            self._owner._standing_stream_ended(self._link)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
+    """Wraps the real HTTP transport of one link and reports what it sees about the session."""
+
+    def __init__(self, inner: Any, owner: ResilientSession, link: _Link) -> None:
+        self._inner = inner
+        self._owner = owner
+        self._link = link
+
+    async def handle_async_request(self, request: Any) -> Any:
+        link = self._link
+        sent_session = request.headers.get("mcp-session-id")
+        if request.method == "DELETE" and link.trouble is not None:
+            # The session is already gone: closing it would only earn a 404 and a warning.
+            return _httpx.Response(204, request=request)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except Exception as exc:
+            self._owner._request_failed(link, request, exc, sent_session is not None)
+            raise
+        status = response.status_code
+        if sent_session is None:
+            issued = response.headers.get("mcp-session-id")
+            if issued:
+                link.session_id = issued
+        elif status in (404, 410) or status == 400:
+            if status == 400:
+                body = b""
+                async for chunk in response.stream:
+                    body += chunk
+                    if len(body) > 65536:
+                        break
+                await response.stream.aclose()
+                response = _httpx.Response(
+                    status, headers=response.headers, content=body, request=request, extensions=response.extensions
+                )
+                named = b"session" in body.lower()
+            else:
+                named = True
+            if named:
+                self._owner._session_rejected(link, status, request.method)
+            return response
+        if status < 300 and request.method in ("GET", "POST"):
+            standing = request.method == "GET"
+            response.stream = _WatchedStream(response.stream, self._owner, link, standing)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    headers: Mapping[str, str] | None
+    auth: Any
+    timeout: float
+    sse_read_timeout: float
+    read_timeout_seconds: float | None
+    mode: str
+    heal: bool
+    keepalive: float | None
+    client_info: Any
+    session_kwargs: Mapping[str, Any]
+
+
+class ResilientSession:
+    """The object ``connect()`` yields: the ``ClientSession`` call surface, with recovery."""
+
+    def __init__(
+        self,
+        target: Any,
+        options: _Options,
+        *,
+        max_reconnects: int,
+        deadline: float,
+        replay_safe_tools: Iterable[str],
+        plugin_manager: pluggy.PluginManager | None,
+    ) -> None:
+        self._target = target
+        self._options = options
+        self._is_http = isinstance(target, str)
+        if self._is_http:
+            self.server = _redact(target)
+        else:
+            command = getattr(target, "command", "stdio")
+            args = " ".join(str(a) for a in getattr(target, "args", []) or [])
+            self.server = f"stdio:{command} {args}".strip()
+        #: how many sessions were rebuilt after the first
+        self.reconnects = 0
+        self._generation = 0
+        self._link: _Link | None = None
+        self._closing = False
+        self._owner_task: asyncio.Task[None] | None = None
+        self._wanted = asyncio.Event()
+        self._build: asyncio.Future[BaseException | None] | None = None
+        self._heal_task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
+        self._ping_unsupported = False
+        self._deadline = deadline
+        pm = plugin_manager
+        common = {
+            "server": self.server,
+            "framework": "mcp",
+            "max_reconnects": max_reconnects,
+            "deadline": deadline,
+            "replay_safe_tools": frozenset(replay_safe_tools),
+            "reconnect": self._reconnect_for_engine,
+            "plugin_manager": pm,
+        }
+        self._tool_policy = RecoveryPolicy(annotate=self._annotations_for, **common)  # type: ignore[arg-type]
+        self._read_policy = RecoveryPolicy(always_replay_safe=True, **common)  # type: ignore[arg-type]
+        self._pm = pm
+
+    # --- what callers see ------------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        """The current ``Mcp-Session-Id`` (``None`` for stdio and session-less protocols)."""
+        link = self._link
+        return link.session_id if link is not None else None
+
+    @property
+    def session(self) -> Any:
+        """The current SDK object (``mcp.ClientSession`` under 1.x, ``mcp.Client`` under 2.x). It is
+        replaced on every rebuild: do not keep it."""
+        link = self._link
+        return link.api if link is not None else None
+
+    @property
+    def protocol_version(self) -> str | None:
+        api = self.session
+        version = getattr(api, "protocol_version", None)
+        return version if isinstance(version, str) else None
+
+    async def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
+        """``ClientSession.call_tool``, recovered: replayed after session loss when safe."""
+        return await self._invoke("call_tool", (name, dict(arguments) if arguments is not None else None), kwargs, name)
+
+    async def list_tools(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._invoke("list_tools", args, kwargs)
+
+    async def list_resources(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._invoke("list_resources", args, kwargs)
+
+    async def list_resource_templates(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._invoke("list_resource_templates", args, kwargs)
+
+    async def read_resource(self, uri: Any, **kwargs: Any) -> Any:
+        return await self._invoke("read_resource", (uri,), kwargs)
+
+    async def list_prompts(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._invoke("list_prompts", args, kwargs)
+
+    async def get_prompt(self, name: str, arguments: Mapping[str, str] | None = None, **kwargs: Any) -> Any:
+        return await self._invoke("get_prompt", (name, dict(arguments) if arguments is not None else None), kwargs)
+
+    async def complete(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._invoke("complete", args, kwargs)
+
+    async def send_ping(self, **kwargs: Any) -> Any:
+        return await self._invoke("send_ping", (), kwargs)
+
+    async def set_logging_level(self, level: Any, **kwargs: Any) -> Any:
+        return await self._invoke("set_logging_level", (level,), kwargs)
+
+    async def subscribe_resource(self, uri: Any, **kwargs: Any) -> Any:
+        return await self._invoke("subscribe_resource", (uri,), kwargs)
+
+    async def unsubscribe_resource(self, uri: Any, **kwargs: Any) -> Any:
+        return await self._invoke("unsubscribe_resource", (uri,), kwargs)
+
+    # --- one call ----------------------------------------------------------------------------------------
+
+    async def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], tool: str | None = None) -> Any:
+        started = time.monotonic()
+        try:
+            return await self._attempt(method, args, kwargs)
+        except Exception as exc:
+            error = exc
+        _call_deadline.set(started + self._deadline)
+        link = self._link
+        call = ToolCall(
+            server=self.server,
+            tool=tool,
+            arguments=args[1] if tool is not None and len(args) > 1 else None,
+            annotations=(link.annotations or {}).get(tool) if (link is not None and tool is not None) else None,
+            owner=self,
+            framework="mcp",
+        )
+        policy = self._tool_policy if tool is not None else self._read_policy
+        return await recover_async(policy, lambda: self._attempt(method, args, kwargs), call, error, started)
+
+    async def _attempt(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        link = self._link
+        if link is None or not link.usable:
+            link = await self._usable_link()
+        task = asyncio.current_task()
+        assert task is not None
+        link.callers.add(task)
+        link.drained.clear()
+        try:
+            return await getattr(link.api, method)(*args, **kwargs)
+        except asyncio.CancelledError:
+            if task not in link.cut:
+                raise
+            link.cut.discard(task)
+            uncancel = getattr(task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()
+            _failed_generation.set(link.generation)
+            raise self._lost_in_flight(link, method) from None
+        except Exception as exc:
+            _failed_generation.set(link.generation)
+            self._mark(link, exc)
+            raise
+        finally:
+            link.leave(task)
+
+    def _mark(self, link: _Link, error: Exception) -> None:
+        """Attach what the HTTP layer saw, so classification does not depend on wording."""
+        if link.rejected_status is None:
+            return
+        verdict = classify(error)
+        if verdict.loss is Loss.IN_FLIGHT or verdict.loss is Loss.INTERRUPTED:
+            return
+        code = getattr(getattr(error, "error", None), "code", None)
+        if not isinstance(code, int) or code in (-32601, -32602):
+            return  # not an SDK error, or the server's own verdict on the request
+        mark_session_lost(
+            error,
+            SessionLostMark(
+                Loss.REJECTED,
+                status=link.rejected_status,
+                detail=f"HTTP {link.rejected_status} to a request that carried Mcp-Session-Id",
+            ),
+        )
+
+    def _lost_in_flight(self, link: _Link, method: str) -> Exception:
+        death = link.death
+        if not link.lost_in_flight and death is not None and classify(death).loss is Loss.REJECTED:
+            loss, detail = Loss.REJECTED, "the connection failed before the request was sent"
+        else:
+            loss, detail = Loss.IN_FLIGHT, "the connection to the server died with the request outstanding"
+        error = ConnectionError(f"MCP {method} to {self.server}: {detail}")
+        if death is not None:
+            error.__cause__ = death
+        mark_session_lost(error, SessionLostMark(loss, method=method, detail=detail))
+        return error
+
+    async def _usable_link(self) -> _Link:
+        deadline_at = _call_deadline.get() or (time.monotonic() + self._deadline)
+        while True:
+            link = self._link
+            if link is not None and link.usable:
+                return link
+            if self._closing:
+                raise RuntimeError(f"the MCP session to {self.server} is closed")
+            await self._heal(link.generation if link is not None else 0, deadline_at)
+
+    # --- rebuilding --------------------------------------------------------------------------------------
+
+    async def _reconnect_for_engine(self, call: ToolCall) -> None:
+        deadline_at = _call_deadline.get() or (time.monotonic() + self._deadline)
+        # One engine rebuild retries (with backoff) for a while, not for the whole deadline, so that a
+        # call whose outcome is already decided (lost in flight, not safe to replay) settles in time.
+        await self._heal(_failed_generation.get(), min(deadline_at, time.monotonic() + REBUILD_ATTEMPT))
+
+    async def _heal(self, failed_generation: int, deadline_at: float) -> None:
+        """Make sure a link newer than ``failed_generation`` is usable, rebuilding (once, shared) as
+        needed and retrying with backoff while the server is down, until ``deadline_at``."""
+        failures = 0
+        last: BaseException | None = None
+        while True:
+            link = self._link
+            if link is not None and link.usable and link.generation > failed_generation:
+                return
+            if self._closing:
+                raise RuntimeError(f"the MCP session to {self.server} is closed")
+            if link is not None and link.usable and link.generation == failed_generation:
+                self._give_up_link(link, SessionLostMark(Loss.REJECTED, detail="a call found the session gone"))
+            build = self._build
+            if build is None:
+                build = self._request_build()
+            remaining = deadline_at - time.monotonic()
+            if remaining <= 0:
+                if last is not None:
+                    raise last
+                raise RebuildTimeout(f"no session to {self.server} could be built before the deadline")
+            try:
+                error = await asyncio.wait_for(asyncio.shield(build), remaining)
+            except asyncio.TimeoutError:
+                raise RebuildTimeout(f"no session to {self.server} could be built before the deadline") from None
+            if error is None:
+                continue
+            last = error
+            failures += 1
+            pause = min(HEAL_BACKOFF_MAX, HEAL_BACKOFF_INITIAL * 2 ** (failures - 1))
+            pause = random.uniform(pause / 2, pause)
+            if time.monotonic() + pause >= deadline_at:
+                raise error
+            await asyncio.sleep(pause)
+
+    def _request_build(self) -> asyncio.Future[BaseException | None]:
+        build: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._build = build
+        link = self._link
+        if link is not None:
+            link.stop.set()
+        self._wanted.set()
+        return build
+
+    def _give_up_link(self, link: _Link, why: SessionLostMark) -> None:
+        if link.trouble is None:
+            link.trouble = why
+        link.usable = False
+        if self._closing or not self._options.heal:
+            return
+        if self._heal_task is None or self._heal_task.done():
+            self._heal_task = asyncio.get_running_loop().create_task(self._heal_in_background(link.generation))
+
+    async def _heal_in_background(self, generation: int) -> None:
+        try:
+            await self._heal(generation, float("inf"))
+        except Exception as exc:  # only when closing
+            log.debug("mcp_hooks: background healing of %s stopped: %r", self.server, exc)
+
+    # --- what the watcher reports (called from the owner task's transport) ---------------------------------
+
+    def _session_rejected(self, link: _Link, status: int, method: str) -> None:
+        if link.rejected_status is None:
+            link.rejected_status = status
+            log.info("mcp_hooks: %s answered HTTP %d to a %s with our session id", self.server, status, method)
+        self._give_up_link(link, SessionLostMark(Loss.REJECTED, status=status, detail=f"HTTP {status}"))
+
+    def _stream_broke(self, link: _Link, error: Exception, standing: bool) -> None:
+        if not standing:
+            link.lost_in_flight = True
+        self._give_up_link(link, SessionLostMark(Loss.IN_FLIGHT, detail=f"response stream broke: {error!r}"))
+
+    def _standing_stream_ended(self, link: _Link) -> None:
+        if link.usable and not self._closing:
+            self._give_up_link(link, SessionLostMark(Loss.IN_FLIGHT, detail="the server closed the GET stream"))
+
+    def _request_failed(self, link: _Link, request: Any, error: Exception, with_session: bool) -> None:
+        if not with_session:
+            return
+        if classify(error).loss is Loss.IN_FLIGHT and request.method == "POST":
+            link.lost_in_flight = True
+        self._give_up_link(link, SessionLostMark(classify(error).loss, detail=f"{type(error).__name__}"))
+
+    # --- the owner task ------------------------------------------------------------------------------------
+
+    async def _owner(self) -> None:
+        while not self._closing:
+            await self._wanted.wait()
+            self._wanted.clear()
+            if self._closing:
+                break
+            build = self._build
+            link = _Link(self._generation + 1)
+            published = False
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    await self._open(stack, link)
+                    self._generation = link.generation
+                    if self._link is not None:
+                        self.reconnects += 1
+                    self._link = link
+                    link.usable = True
+                    published = True
+                    if build is not None and not build.done():
+                        build.set_result(None)
+                    if self._build is build:
+                        self._build = None
+                    await link.stop.wait()
+                    link.usable = False
+                    if link.callers:
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(link.drained.wait(), DRAIN_GRACE)
+                    self._cut_callers(link)
+            except Exception as exc:
+                link.death = exc
+                if not published:
+                    log.info("mcp_hooks: could not open a session to %s: %s", self.server, _describe(exc))
+                    if build is not None and not build.done():
+                        build.set_result(_unwrap(exc))
+                    if self._build is build:
+                        self._build = None
+                else:
+                    log.info("mcp_hooks: the connection to %s died: %s", self.server, _describe(exc))
+            finally:
+                link.usable = False
+                self._cut_callers(link)
+            if published and not self._closing and link.trouble is None and self._options.heal:
+                # The transport died by itself: heal now rather than at the next call.
+                self._give_up_link(link, SessionLostMark(Loss.IN_FLIGHT, detail="the transport died"))
+
+    def _cut_callers(self, link: _Link) -> None:
+        for task in list(link.callers):
+            if task not in link.cut and not task.done():
+                link.cut.add(task)
+                task.cancel()
+
+    async def _open(self, stack: contextlib.AsyncExitStack, link: _Link) -> None:
+        opts = self._options
+        if self._is_http:
+            http = _httpx.AsyncClient(
+                headers=dict(opts.headers or {}),
+                auth=opts.auth,
+                timeout=_httpx.Timeout(opts.timeout, read=opts.sse_read_timeout),
+                transport=_WatchingTransport(_httpx.AsyncHTTPTransport(), self, link),
+            )
+            await stack.enter_async_context(http)
+            from mcp.client.streamable_http import streamable_http_client
+
+            transport = streamable_http_client(self._target, http_client=http)
+        else:
+            from mcp.client.stdio import stdio_client
+
+            transport = stdio_client(self._target)
+        sdk: Any = importlib.import_module("mcp")
+        if MCP_MAJOR >= 2:
+            client = sdk.Client(
+                transport,
+                mode=opts.mode,
+                read_timeout_seconds=opts.read_timeout_seconds,
+                client_info=opts.client_info,
+                cache=None,
+                **opts.session_kwargs,
+            )
+            link.api = await stack.enter_async_context(client)
+            return
+        streams = await stack.enter_async_context(transport)
+        read_stream, write_stream = streams[0], streams[1]
+        timeout = timedelta(seconds=opts.read_timeout_seconds) if opts.read_timeout_seconds else None
+        session = sdk.ClientSession(
+            read_stream,
+            write_stream,
+            read_timeout_seconds=timeout,
+            client_info=opts.client_info,
+            **opts.session_kwargs,
+        )
+        await stack.enter_async_context(session)
+        await session.initialize()
+        link.api = session
+
+    # --- annotations and keepalive -------------------------------------------------------------------------
+
+    async def _annotations_for(self, call: ToolCall) -> Any:
+        link = self._link
+        if call.tool is None or link is None:
+            return None
+        if link.annotations is None:
+            known: dict[str, Any] = {}
+            cursor: Any = None
+            for _ in range(20):  # a bounded number of pages
+                if cursor is None:
+                    listed = await self._attempt("list_tools", (), {})
+                else:
+                    listed = await self._attempt("list_tools", (cursor,), {})
+                for tool in getattr(listed, "tools", []):
+                    known[tool.name] = tool.annotations
+                cursor = getattr(listed, "nextCursor", None) or getattr(listed, "next_cursor", None)
+                if not cursor:
+                    break
+            link.annotations = known
+        return link.annotations.get(call.tool)
+
+    async def _keepalive(self, interval: float) -> None:
+        while not self._closing:
+            await asyncio.sleep(interval)
+            link = self._link
+            if link is None or not link.usable:
+                continue
+            try:
+                if self._ping_unsupported:
+                    await self.list_tools()
+                else:
+                    await self.send_ping()
+            except Exception as exc:
+                code = getattr(getattr(exc, "error", None), "code", None)
+                if code == -32601 and not self._ping_unsupported:
+                    self._ping_unsupported = True
+                    log.info("mcp_hooks: %s does not answer ping; keeping alive with list_tools", self.server)
+                else:
+                    log.debug("mcp_hooks: keepalive to %s failed: %r", self.server, exc)
+
+    # --- lifetime --------------------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._owner_task = loop.create_task(self._owner(), name=f"mcp_hooks owner {self.server}")
+        build = self._request_build()
+        try:
+            error = await asyncio.wait_for(asyncio.shield(build), self._deadline)
+        except asyncio.TimeoutError:
+            await self._close()
+            raise TimeoutError(f"could not open an MCP session to {self.server} within {self._deadline:g} s") from None
+        except BaseException:
+            await self._close()
+            raise
+        if error is not None:
+            await self._close()
+            _add_note(error, f"mcp-hooks: opening the session to {self.server} failed")
+            raise error
+        if self._options.keepalive:
+            self._keepalive_task = loop.create_task(self._keepalive(self._options.keepalive))
+
+    async def _close(self) -> None:
+        self._closing = True
+        for task in (self._keepalive_task, self._heal_task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(task, 5.0)
+        build = self._build
+        if build is not None and not build.done():
+            build.set_result(RuntimeError(f"the MCP session to {self.server} is closed"))
+        link = self._link
+        if link is not None:
+            link.stop.set()
+        self._wanted.set()
+        owner = self._owner_task
+        if owner is not None and not owner.done():
+            done, _ = await asyncio.wait({owner}, timeout=10.0)
+            if not done:
+                owner.cancel()
+                await asyncio.wait({owner}, timeout=5.0)
+        if owner is not None and owner.done() and not owner.cancelled():
+            exc = owner.exception()
+            if exc is not None:
+                log.debug("mcp_hooks: owner task of %s ended with %r", self.server, exc)
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """The one real error inside nested single-member exception groups (the SDK's task groups)."""
+    seen = 0
+    while seen < 100:
+        members = getattr(error, "exceptions", None)
+        if not isinstance(members, tuple):
+            break
+        real = [m for m in members if not isinstance(m, asyncio.CancelledError)]
+        if len(real) != 1:
+            break
+        error = real[0]
+        seen += 1
+    return error
+
+
+def _describe(error: BaseException) -> str:
+    error = _unwrap(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _add_note(error: BaseException, note: str) -> None:
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None:
+        add_note(note)
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    target: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    auth: Any = None,
+    timeout: float = 30.0,
+    sse_read_timeout: float = 300.0,
+    read_timeout_seconds: float | None = None,
+    mode: str = "auto",
+    max_reconnects: int = DEFAULT_MAX_RECONNECTS,
+    deadline: float = DEFAULT_DEADLINE,
+    replay_safe_tools: Iterable[str] = (),
+    heal: bool = True,
+    keepalive: float | None = None,
+    client_info: Any = None,
+    plugin_manager: pluggy.PluginManager | None = None,
+    **session_kwargs: Any,
+) -> AsyncIterator[ResilientSession]:
+    """Open an MCP session that survives session loss.
+
+    ``async with mcp_hooks.connect("http://127.0.0.1:8000/mcp") as session:
+    await session.call_tool("echo", {"text": "hi"})``
+
+    :param target: a streamable-HTTP URL, or an ``mcp.StdioServerParameters``.
+    :param headers: HTTP headers for every request (for example authorization; never logged).
+    :param auth: an ``httpx.Auth`` (``httpx2.Auth`` under mcp 2.x), passed to the HTTP client.
+    :param timeout: HTTP connect/write/pool timeout; ``sse_read_timeout`` the read timeout of streams.
+    :param read_timeout_seconds: the SDK's per-request timeout (none by default: a call lost in flight
+        is settled by watching the connection, not by cutting slow tools short).
+    :param mode: mcp 2.x only: ``"auto"`` (the session-less 2026-07-28 protocol where the server
+        speaks it), ``"legacy"`` (always the initialize handshake), or a version.
+    :param max_reconnects: rebuilds per call (3); ``deadline``: seconds per call including recovery (30).
+    :param replay_safe_tools: tool names always safe to replay.
+    :param heal: rebuild in the background as soon as the transport sees the session lost (default on).
+    :param keepalive: seconds between pings while idle (opt-in; below the server's idle timeout);
+        falls back to ``list_tools`` when the server answers ping with -32601.
+    :param session_kwargs: passed to ``ClientSession`` (1.x) or ``mcp.Client`` (2.x): callbacks etc.
+    """
+    if not isinstance(target, str):
+        if type(target).__name__ != "StdioServerParameters":
+            raise TypeError(
+                f"connect: target must be a streamable-HTTP URL or mcp.StdioServerParameters, got {target!r}"
+            )
+    elif not target.startswith(("http://", "https://")):
+        raise ValueError(f"connect: target URL must start with http:// or https://, got {_redact(target)!r}")
+    if MCP_MAJOR < 2 and mode != "auto":
+        raise ValueError("connect: option 'mode' needs mcp 2.x (mcp 1.x always uses the initialize handshake)")
+    if keepalive is not None and (isinstance(keepalive, bool) or not keepalive > 0):
+        raise ValueError(f"connect: option 'keepalive' must be a positive number of seconds, got {keepalive!r}")
+    from .options import build_policy
+
+    build_policy(
+        "connect",
+        {
+            "max_reconnects": max_reconnects,
+            "deadline": deadline,
+            "replay_safe_tools": replay_safe_tools,
+            "plugin_manager": plugin_manager,
+        },
+    )
+    options = _Options(
+        headers=headers,
+        auth=auth,
+        timeout=timeout,
+        sse_read_timeout=sse_read_timeout,
+        read_timeout_seconds=read_timeout_seconds,
+        mode=mode,
+        heal=heal,
+        keepalive=keepalive,
+        client_info=client_info,
+        session_kwargs=session_kwargs,
+    )
+    session = ResilientSession(
+        target,
+        options,
+        max_reconnects=max_reconnects,
+        deadline=deadline,
+        replay_safe_tools=replay_safe_tools,
+        plugin_manager=plugin_manager,
+    )
+    await session._start()
+    try:
+        yield session
+    finally:
+        await session._close()
