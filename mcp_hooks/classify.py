@@ -14,8 +14,10 @@ each node by, in order of strength:
 4. typed transport failures (connection refused before sending; reset, closed or broken while in flight);
 5. the message alone, for wrappers that kept only the text.
 
-The nearest evidence wins (the error raised to the caller says more than its history), except that an
-``InterruptedError`` anywhere means the user asked to stop: never recover. A ``CancelledError`` inside
+The nearest evidence wins (the error raised to the caller says more than its history), except that a
+mark anywhere in the graph outranks any wording (the transport saw the answer itself, and the SDK may
+have wrapped it in an error whose words say otherwise), and an ``InterruptedError`` anywhere means the
+user asked to stop: never recover. A ``CancelledError`` inside
 the graph is debris of a transport's teardown and says nothing either way.
 """
 
@@ -359,6 +361,7 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
     queue: deque[BaseException] = deque((error,))
     seen = {id(error)}
     best: Verdict | None = None
+    marked: Verdict | None = None  # a mark anywhere outranks wording anywhere
     visited = 0
     while queue and visited < budget:
         node = queue.popleft()
@@ -366,7 +369,11 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
         kind = _type_kind(type(node))
         if kind == _KIND_INTERRUPTED:
             return Verdict(Loss.INTERRUPTED, "InterruptedError: the user asked to stop", node)
-        if best is None and kind != _KIND_SKIP_SELF:
+        if marked is None and session_lost_mark(node) is not None:
+            judged = _judge(node, kind)
+            if judged is not None:
+                marked = Verdict(judged[0], judged[1], node)
+        elif best is None and kind != _KIND_SKIP_SELF:
             judged = _judge(node, kind)
             if judged is not None:
                 best = Verdict(judged[0], judged[1], node)
@@ -374,6 +381,8 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
             if id(child) not in seen:
                 seen.add(id(child))
                 queue.append(child)
+    if marked is not None:
+        return marked
     return best if best is not None else NOT_LOST
 
 

@@ -141,9 +141,13 @@ def build_plugin_manager(
             pm.set_blocked(name)
             pm.not_loaded[name] = f"blocked by {ENV_DISABLE}"
     if builtins:
+        try:
+            own_version: str | None = importlib.metadata.version("mcp-hooks")
+        except importlib.metadata.PackageNotFoundError:
+            own_version = None
         for name, plugin in BUILTIN_PLUGINS.items():
             if name not in blocked:
-                pm.register_origin(plugin, PluginOrigin(name, "built-in", "mcp-hooks"))
+                pm.register_origin(plugin, PluginOrigin(name, "built-in", "mcp-hooks", own_version))
     if entry_points:
         if ALL_ENTRY_POINTS in blocked:
             pm.not_loaded[ALL_ENTRY_POINTS] = f"entry points skipped by {ENV_DISABLE}"

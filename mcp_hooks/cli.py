@@ -1,0 +1,449 @@
+"""The command line: ``mcp-hooks demo``, ``mcp-hooks plugins``, ``mcp-hooks probe URL``.
+
+Bad input gets one clear line on stderr and a non-zero exit (2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import importlib.metadata
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .classify import classify
+from .connection import MCP_MAJOR, connect
+from .detect import is_session_expired
+from .hookspecs import DECISION_HOOKS, OBSERVER_HOOKS
+from .manager import plugin_manager
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+RAW_CALL_TIMEOUT = 5.0
+
+
+class CliError(Exception):
+    """One line for the user, exit code 2."""
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _error_text(error: BaseException) -> str:
+    from .connection import _unwrap
+
+    error = _unwrap(error)
+    code = getattr(getattr(error, "error", None), "code", None)
+    text = str(error) or repr(error)
+    prefix = f"{type(error).__name__}" + (f" {code}" if isinstance(code, int) else "")
+    return f"{prefix}: {text}"[:160]
+
+
+def _line(label: str, value: str) -> str:
+    return f"   {label} {'.' * max(3, 40 - len(label))} {value}"
+
+
+# --- demo ------------------------------------------------------------------------------------------------
+
+
+async def _raw_session(target: Any, stack: contextlib.AsyncExitStack) -> Any:
+    sdk: Any = importlib.import_module("mcp")
+    if MCP_MAJOR >= 2:
+        return await stack.enter_async_context(sdk.Client(target, mode="legacy"))
+    if isinstance(target, str):
+        from mcp.client.streamable_http import streamable_http_client
+
+        streams = await stack.enter_async_context(streamable_http_client(target))
+    else:
+        from mcp.client.stdio import stdio_client
+
+        streams = await stack.enter_async_context(stdio_client(target))
+    session = await stack.enter_async_context(sdk.ClientSession(streams[0], streams[1]))
+    await session.initialize()
+    return session
+
+
+async def _timed(coro: Any, timeout: float | None = None) -> tuple[bool, Any, float]:
+    started = time.monotonic()
+    try:
+        result = await (asyncio.wait_for(coro, timeout) if timeout else coro)
+    except asyncio.TimeoutError:
+        return False, TimeoutError(f"no answer after {timeout:g} s (hung)"), time.monotonic() - started
+    except Exception as exc:
+        return False, exc, time.monotonic() - started
+    return True, result, time.monotonic() - started
+
+
+def _text(result: Any) -> str:
+    content = getattr(result, "content", None) or []
+    return str(getattr(content[0], "text", content[0])) if content else str(result)
+
+
+def _restart(srv: Any, stdio: bool) -> float:
+    started = time.monotonic()
+    if stdio:
+        pid = srv.pid
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            # the SDK reaps its own child; give the pipe a moment to close
+            time.sleep(0.3)
+    else:
+        srv.restart(signal.SIGTERM)
+    return time.monotonic() - started
+
+
+async def _demo(transport: str, out: list[str], report: dict[str, Any]) -> bool:
+    from .testing import FaultServer
+
+    stdio = transport == "stdio"
+    mode: dict[str, Any] = {"mode": "legacy"} if MCP_MAJOR >= 2 else {}
+    with FaultServer(transport="stdio" if stdio else "http") as srv:
+        target: Any = srv.stdio_server_parameters() if stdio else srv.url
+        where = "stdio (a child process)" if stdio else f"streamable HTTP on {srv.url}"
+        version = importlib.metadata.version("mcp")
+        out.append(f"mcp-hooks demo: mcp {version}, {where}")
+        report.update({"mcp": version, "transport": transport})
+
+        # 1. The raw SDK.
+        out.append("")
+        out.append("1. The raw MCP SDK, one session")
+        raw: dict[str, Any] = {}
+        async with contextlib.AsyncExitStack() as stack:
+            ok, value, took = await _timed(_raw_session(target, stack), 20)
+            if not ok:
+                raise CliError(f"could not start the demo server session: {_error_text(value)}")
+            session = value
+            ok, value, took = await _timed(session.call_tool("echo", {"text": "hello"}), RAW_CALL_TIMEOUT)
+            out.append(_line("call echo", f"ok, {_text(value)} ({_ms(took)})" if ok else _error_text(value)))
+            restart = _restart(srv, stdio)
+            out.append(_line("server restarted" if not stdio else "server process killed", _ms(restart)))
+            failures = []
+            for label in ("call echo", "call echo again"):
+                ok, value, took = await _timed(session.call_tool("echo", {"text": "hello"}), RAW_CALL_TIMEOUT)
+                shown = f"ok ({_ms(took)})" if ok else f"{_error_text(value)} ({_ms(took)})"
+                out.append(_line(label, shown))
+                failures.append(not ok)
+            raw["later_calls_failed"] = all(failures)
+            if all(failures):
+                out.append("   every later call on this session fails until the program is restarted")
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(stack.aclose(), 10)
+        report["raw_sdk"] = raw
+        if not stdio:
+            srv.restart(signal.SIGTERM)
+
+        # 2. Through mcp-hooks.
+        out.append("")
+        out.append("2. The same through mcp-hooks: async with mcp_hooks.connect(...)")
+        hooks: dict[str, Any] = {}
+        async with connect(target, deadline=20, **mode) as session:
+            ok, value, took = await _timed(session.call_tool("echo", {"text": "hello"}))
+            out.append(_line("call echo", f"ok, {_text(value)} ({_ms(took)})" if ok else _error_text(value)))
+            restart = _restart(srv, stdio)
+            out.append(_line("server restarted" if not stdio else "server process killed", _ms(restart)))
+            ok, value, took = await _timed(session.call_tool("echo", {"text": "hello again"}), 25)
+            hooks.update(answered=ok, recovery_seconds=round(took, 4), reconnects=session.reconnects)
+            if ok:
+                out.append(_line("call echo", f"ok, {_text(value)} in {_ms(took)}"))
+                out.append(_line("sessions rebuilt", str(session.reconnects)))
+            else:
+                out.append(_line("call echo", f"FAILED: {_error_text(value)}"))
+
+            # 3. A write lost in flight.
+            out.append("")
+            out.append("3. A write lost in flight: incr (not annotated safe to repeat), server killed mid-call")
+            before = srv.executions("incr")
+            srv.kill_during_next_call("incr", when="after")
+            revive = None if stdio else threading.Thread(target=_revive, args=(srv,), daemon=True)
+            if revive is not None:
+                revive.start()
+            ok, value, took = await _timed(session.call_tool("incr", {"key": "demo"}), 25)
+            if revive is not None:
+                revive.join(15)
+            ran = srv.executions("incr") - before
+            from .calls import OutcomeUncertain
+
+            uncertain = not ok and isinstance(value, OutcomeUncertain)
+            hooks.update(write_refused_as_uncertain=uncertain, write_executions=ran, write_seconds=round(took, 4))
+            shown = "OutcomeUncertain (the model is told to check first)" if uncertain else _error_text(value)
+            out.append(_line("call incr", f"{shown if not ok else 'answered: ' + _text(value)} ({_ms(took)})"))
+            out.append(_line("times incr ran on the server", f"{ran} (never twice)" if ran == 1 else str(ran)))
+            ok2, value2, took2 = await _timed(session.call_tool("echo", {"text": "after"}), 25)
+            out.append(_line("next call", f"ok ({_ms(took2)})" if ok2 else _error_text(value2)))
+            hooks["next_call_answered"] = ok2
+        report["mcp_hooks"] = hooks
+    recovered = bool(
+        hooks.get("answered")
+        and hooks.get("reconnects", 0) >= 1
+        and hooks.get("write_refused_as_uncertain")
+        and hooks.get("write_executions") == 1
+        and hooks.get("next_call_answered")
+    )
+    out.append("")
+    out.append("Recovery verified." if recovered else "Recovery NOT verified: see above.")
+    report["recovered"] = recovered
+    return recovered
+
+
+def _revive(srv: Any) -> None:
+    """Bring the HTTP server back once it has killed itself mid-call (bounded)."""
+    deadline = time.monotonic() + 10
+    while srv.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(Exception):
+        srv.restart(signal.SIGKILL)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out: list[str] = []
+    report: dict[str, Any] = {}
+    started = time.monotonic()
+    recovered = asyncio.run(_demo(args.transport, out, report))
+    report["seconds"] = round(time.monotonic() - started, 2)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(out))
+        print(f"(demo took {report['seconds']:.1f} s)")
+    return EXIT_OK if recovered else EXIT_FAILED
+
+
+# --- plugins ---------------------------------------------------------------------------------------------
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    pm = plugin_manager()
+    rows: list[dict[str, Any]] = []
+    for name, plugin in pm.list_name_plugin():
+        if plugin is None:
+            continue
+        origin = pm.origins.get(name)
+        hooks = sorted(caller.name for caller in (pm.get_hookcallers(plugin) or []))
+        source = "registered"
+        if origin is not None:
+            source = origin.source
+            if origin.distribution:
+                source += f" ({origin.distribution} {origin.version or ''})".rstrip()
+        rows.append({"name": name, "source": source, "hooks": hooks, "value": getattr(origin, "value", None)})
+    blocked = [{"name": name, "why": why} for name, why in sorted(pm.not_loaded.items())]
+    if args.json:
+        print(json.dumps({"plugins": rows, "not_loaded": blocked}, indent=2))
+        return EXIT_OK
+    print(f"{len(rows)} plugin(s) registered (hooks: {', '.join(DECISION_HOOKS + OBSERVER_HOOKS)})")
+    for row in rows:
+        print(f"  {row['name']}: {row['source']}")
+        print(f"      hooks: {', '.join(row['hooks']) or '(none)'}")
+    for item in blocked:
+        print(f"  {item['name']}: not loaded: {item['why']}")
+    return EXIT_OK
+
+
+# --- probe -----------------------------------------------------------------------------------------------
+
+UNKNOWN_SESSION = "mcp-hooks-probe-unknown-session-0000"
+
+
+def _parse_headers(values: Sequence[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for value in values:
+        name, sep, content = value.partition(":")
+        if not sep or not name.strip():
+            raise CliError(f"--header must read 'Name: value', got {value.split(':')[0]!r}...")
+        headers[name.strip()] = content.strip()
+    return headers
+
+
+def _rpc_body(raw: bytes, content_type: str) -> Any:
+    text = raw.decode("utf-8", "replace")
+    if "text/event-stream" in content_type:
+        for line in text.splitlines():
+            if line.startswith("data:"):
+                with contextlib.suppress(ValueError):
+                    return json.loads(line[5:].strip())
+        return None
+    with contextlib.suppress(ValueError):
+        return json.loads(text)
+    return None
+
+
+async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
+    httpx: Any = importlib.import_module("httpx2" if MCP_MAJOR >= 2 else "httpx")
+    report: dict[str, Any] = {"url": url}
+    base = {"accept": "application/json, text/event-stream", "content-type": "application/json", **headers}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-hooks-probe", "version": "1"},
+        },
+    }
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        try:
+            response = await client.post(url, json=init, headers=base)
+        except Exception as exc:
+            raise CliError(f"cannot reach {url}: {_error_text(exc)}") from None
+        body = _rpc_body(response.content, response.headers.get("content-type", ""))
+        if response.status_code >= 400 or not isinstance(body, dict) or "result" not in body:
+            raise CliError(f"{url} does not answer like an MCP server (HTTP {response.status_code} to initialize)")
+        result = body["result"]
+        session_id = response.headers.get("mcp-session-id")
+        report["protocol_version"] = result.get("protocolVersion")
+        report["server"] = result.get("serverInfo")
+        report["keeps_sessions"] = session_id is not None
+        if session_id is None:
+            report["verdict"] = "the server issues no session id: there is no session to lose"
+            return report
+        ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+        stale = {**base, "mcp-session-id": UNKNOWN_SESSION, "mcp-protocol-version": str(report["protocol_version"])}
+        answer = await client.post(url, json=ping, headers=stale)
+        report["unknown_session_answer"] = {
+            "status": answer.status_code,
+            "content_type": answer.headers.get("content-type"),
+            "body": answer.text[:300],
+        }
+        with contextlib.suppress(Exception):
+            await client.delete(url, headers={**base, "mcp-session-id": session_id})
+    error = await _sdk_error_for_unknown_session(url, headers, timeout)
+    if error is None:
+        report["sdk_raises"] = None
+        report["recognised"] = False
+        report["verdict"] = "the installed SDK raised nothing for an unknown session (unexpected)"
+        return report
+    verdict = classify(error)
+    report["sdk_raises"] = _error_text(error)
+    report["classification"] = {"loss": verdict.loss.value, "reason": verdict.reason}
+    report["recognised"] = is_session_expired(error)
+    report["verdict"] = (
+        "mcp-hooks recognises this server's stale-session answer as session loss"
+        if report["recognised"]
+        else "mcp-hooks does NOT recognise this answer as session loss: add a plugin (should_reconnect)"
+    )
+    return report
+
+
+async def _sdk_error_for_unknown_session(url: str, headers: dict[str, str], timeout: float) -> BaseException | None:
+    """Open a real SDK session whose session id is swapped for an unknown one after initialize, and
+    return what the SDK raises for a ping."""
+    from .connection import _httpx
+
+    class Swap(_httpx.AsyncBaseTransport):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.inner = _httpx.AsyncHTTPTransport()
+            self.armed = False
+
+        async def handle_async_request(self, request: Any) -> Any:
+            if self.armed and "mcp-session-id" in request.headers:
+                if request.method == "DELETE":
+                    return _httpx.Response(204, request=request)
+                request.headers["mcp-session-id"] = UNKNOWN_SESSION
+            return await self.inner.handle_async_request(request)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    swap = Swap()
+    sdk: Any = importlib.import_module("mcp")
+    from mcp.client.streamable_http import streamable_http_client
+
+    caught: BaseException | None = None
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(_httpx.AsyncClient(headers=headers, timeout=timeout, transport=swap))
+            transport = streamable_http_client(url, http_client=http)
+            if MCP_MAJOR >= 2:
+                api = await stack.enter_async_context(sdk.Client(transport, mode="legacy", cache=None))
+            else:
+                streams = await stack.enter_async_context(transport)
+                api = await stack.enter_async_context(sdk.ClientSession(streams[0], streams[1]))
+                await api.initialize()
+            swap.armed = True
+            try:
+                await asyncio.wait_for(api.send_ping(), timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                caught = exc
+    except Exception as exc:  # the transport crashed on the answer (mcp 1.x for a 400/410)
+        if caught is None:
+            caught = exc
+    return caught
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    url = args.url
+    if not url.startswith(("http://", "https://")):
+        raise CliError(f"probe needs an http:// or https:// URL, got {url!r}")
+    headers = _parse_headers(args.header or [])
+    report = asyncio.run(_probe(url, headers, args.timeout))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(f"probe {url}")
+        print(_line("protocol version", str(report.get("protocol_version"))))
+        print(_line("server", json.dumps(report.get("server"))))
+        print(_line("keeps sessions", "yes" if report.get("keeps_sessions") else "no"))
+        answer = report.get("unknown_session_answer")
+        if answer:
+            print(_line("answer to an unknown session", f"HTTP {answer['status']} {answer['body'][:100]!r}"))
+            print(_line("the installed SDK raises", str(report.get("sdk_raises"))))
+            print(_line("recognised by mcp-hooks", "yes" if report.get("recognised") else "NO"))
+        print(report["verdict"])
+    if report.get("keeps_sessions") and not report.get("recognised"):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+# --- entry -----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mcp-hooks", description="Survive MCP session loss: see it, prove it.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="restart a real local MCP server under a live session and recover")
+    demo.add_argument("--json", action="store_true", help="print the figures as JSON")
+    demo.add_argument("--transport", choices=("http", "stdio"), default="http")
+    demo.set_defaults(func=cmd_demo)
+    plugins = sub.add_parser("plugins", help="list the registered plugins and the hooks each implements")
+    plugins.add_argument("--json", action="store_true")
+    plugins.set_defaults(func=cmd_plugins)
+    probe = sub.add_parser("probe", help="how a server answers a lost session, and whether it is recognised")
+    probe.add_argument("url")
+    probe.add_argument("--header", "-H", action="append", help="'Name: value' (sent, never printed)")
+    probe.add_argument("--timeout", type=float, default=10.0)
+    probe.add_argument("--json", action="store_true")
+    probe.set_defaults(func=cmd_probe)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"mcp-hooks {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"mcp-hooks {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"mcp-hooks {args.command}: {_error_text(exc)}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,17 @@
+"""Testing kit: a fault-injecting MCP server and the controller that drives it from tests.
+
+``FaultServer`` starts the server (``python -m mcp_hooks.testing.server``) on loopback, restarts or
+kills it, expires its sessions, arms a SIGKILL during the next tool call and counts tool executions
+across processes. The pytest plugin (``mcp_hooks.testing.pytest_plugin``, registered through the
+``pytest11`` entry point) provides the ``mcp_fault_server``, ``mcp_fault_server_factory`` and
+``mcp_stdio_fault_server`` fixtures. Importing this package never imports ``mcp``.
+"""
+
+from mcp_hooks.testing.controller import (
+    STALE_STYLES,
+    FaultServer,
+    FaultServerError,
+    StdioParameters,
+)
+
+__all__ = ["STALE_STYLES", "FaultServer", "FaultServerError", "StdioParameters"]

@@ -1,0 +1,613 @@
+"""Drive the fault-injecting MCP server from tests: start, stop, restart, kill and arm faults.
+
+The controller is stdlib only. It talks to the server process through files in a *state
+directory*: the server reads ``control.json`` on every request and tool call, and writes
+``executions.log`` (one JSON line per tool execution, fsync'd), ``counters.json``, ``kv.json``,
+``port``, ``pid`` and ``server.log``. The same files work for the HTTP transport (the controller
+spawns the server) and for stdio (the MCP client spawns it from :meth:`FaultServer.stdio_parameters`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+if sys.platform != "win32":
+    import fcntl
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = [
+    "HEALTH_PATH",
+    "STALE_STYLES",
+    "FaultServer",
+    "FaultServerError",
+    "StateFiles",
+    "StdioParameters",
+]
+
+STALE_STYLES: tuple[str, ...] = (
+    "python",
+    "typescript",
+    "ts-example",
+    "go",
+    "bare-404",
+    "gone-410",
+    "old-python",
+)
+"""How the server answers a request that carries a stale ``mcp-session-id`` (see the server module)."""
+
+HEALTH_PATH = "/_fault/health"
+"""Answered by the server's middleware itself (never by the MCP SDK): used to know it is up."""
+
+_SERVER_MODULE = "mcp_hooks.testing.server"
+_LOG_TAIL_CHARS = 4000
+
+
+class FaultServerError(RuntimeError):
+    """The fault server could not be started or controlled."""
+
+
+# --------------------------------------------------------------------------- state directory
+
+
+def _write_atomic(path: Path, data: str) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class StateFiles:
+    """The files of one state directory, shared by the controller and the server process."""
+
+    root: Path
+
+    @property
+    def control(self) -> Path:
+        return self.root / "control.json"
+
+    @property
+    def executions_log(self) -> Path:
+        return self.root / "executions.log"
+
+    @property
+    def counters(self) -> Path:
+        return self.root / "counters.json"
+
+    @property
+    def kv(self) -> Path:
+        return self.root / "kv.json"
+
+    @property
+    def port(self) -> Path:
+        return self.root / "port"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """An exclusive lock (``flock``) over read-modify-write of the state files, across processes."""
+        if sys.platform == "win32":  # pragma: no cover - no flock; the kit targets POSIX
+            yield
+            return
+        with open(self.root / ".lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    # controls ---------------------------------------------------------------------------------
+    def read_controls(self) -> dict[str, Any]:
+        return _read_json_object(self.control)
+
+    def update_controls(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        with self.locked():
+            controls = self.read_controls()
+            change(controls)
+            _write_atomic(self.control, json.dumps(controls, sort_keys=True))
+            return controls
+
+    # executions -------------------------------------------------------------------------------
+    def append_execution(self, tool: str, pid: int) -> None:
+        line = json.dumps({"tool": tool, "pid": pid, "time": time.time()}) + "\n"
+        fd = os.open(self.executions_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def execution_records(self) -> list[dict[str, Any]]:
+        try:
+            text = self.executions_log.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        records: list[dict[str, Any]] = []
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a torn last line cannot happen (fsync before any kill), but be lenient
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+    # counters and key/value store -------------------------------------------------------------
+    def increment(self, key: str) -> int:
+        with self.locked():
+            counters = _read_json_object(self.counters)
+            value = int(counters.get(key, 0)) + 1
+            counters[key] = value
+            _write_atomic(self.counters, json.dumps(counters, sort_keys=True))
+            return value
+
+    def counter(self, key: str) -> int:
+        return int(_read_json_object(self.counters).get(key, 0))
+
+    def put(self, key: str, value: str) -> None:
+        with self.locked():
+            store = _read_json_object(self.kv)
+            store[key] = value
+            _write_atomic(self.kv, json.dumps(store, sort_keys=True))
+
+    def get(self, key: str) -> str | None:
+        value = _read_json_object(self.kv).get(key)
+        return None if value is None else str(value)
+
+    def tail_log(self, chars: int = _LOG_TAIL_CHARS) -> str:
+        try:
+            with open(self.log, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - chars))
+                return fh.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+
+# --------------------------------------------------------------------------- stdio parameters
+
+
+@dataclass(frozen=True)
+class StdioParameters:
+    """What an MCP client needs to spawn the fault server over stdio."""
+
+    command: str
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _package_root() -> str:
+    """The directory holding the ``mcp_hooks`` package, so the child finds it even if not installed."""
+    return str(Path(__file__).resolve().parents[2])
+
+
+def _child_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    env: dict[str, str] = {} if base is None else dict(base)
+    existing = os.environ.get("PYTHONPATH", "")
+    parts = [_package_root(), *(p for p in existing.split(os.pathsep) if p)]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    return env
+
+
+# --------------------------------------------------------------------------- controller
+
+
+class _Leftovers:
+    """What a forgotten FaultServer leaves behind, cleaned at garbage collection or interpreter exit."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root  # the temporary state dir this controller made, if any
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __call__(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class FaultServer:
+    """A fault-injecting MCP server process for tests (streamable HTTP or stdio).
+
+    Usage::
+
+        with FaultServer() as srv:          # started on a free port
+            ...connect to srv.url, call tools...
+            srv.restart()                    # same port, new process: every session is gone
+            srv.kill_during_next_call("incr")
+            assert srv.executions("incr") == 1
+
+    Every wait is bounded; only the process this object started is ever signalled.
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: Literal["http", "stdio"] = "http",
+        state_dir: str | os.PathLike[str] | None = None,
+        idle_timeout: float | None = None,
+        stateless: bool = False,
+        json_response: bool = False,
+        stale_style: str = "python",
+        python: str = sys.executable,
+        start_timeout: float = 20.0,
+        port: int = 0,
+    ) -> None:
+        if transport not in ("http", "stdio"):
+            raise ValueError(f"transport must be 'http' or 'stdio', not {transport!r}")
+        if stale_style not in STALE_STYLES:
+            raise ValueError(f"stale_style must be one of {STALE_STYLES}, not {stale_style!r}")
+        if idle_timeout is not None and not idle_timeout > 0:
+            raise ValueError("idle_timeout must be a positive number of seconds")
+        if start_timeout <= 0:
+            raise ValueError("start_timeout must be positive")
+        self.transport = transport
+        self.idle_timeout = idle_timeout
+        self.stateless = stateless
+        self.json_response = json_response
+        self.stale_style = stale_style
+        self.python = python
+        self.start_timeout = start_timeout
+        self._owns_dir = state_dir is None
+        root = Path(tempfile.mkdtemp(prefix="mcp-fault-")) if state_dir is None else Path(state_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        self._files = StateFiles(root.resolve())
+        self._port: int | None = port or None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_fh: IO[bytes] | None = None
+        self._token = ""
+        self._closed = False
+        self._leftovers = _Leftovers(self._files.root if self._owns_dir else None)
+        self._finalizer = weakref.finalize(self, self._leftovers)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def state_dir(self) -> Path:
+        return self._files.root
+
+    @property
+    def files(self) -> StateFiles:
+        return self._files
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise FaultServerError("the server has no port yet: call start() first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The streamable-HTTP endpoint, ``http://127.0.0.1:PORT/mcp``."""
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid: the process this object started (HTTP), or the last one to start (stdio)."""
+        if self._proc is not None:
+            return self._proc.pid
+        try:
+            return int(self._files.pid.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    @property
+    def running(self) -> bool:
+        """True while the process this object started is alive (always False for stdio)."""
+        return self._proc is not None and self._proc.poll() is None
+
+    # ------------------------------------------------------------------ lifecycle
+    def _command(self, port: int) -> list[str]:
+        args = [self.python, "-m", _SERVER_MODULE, "--state-dir", str(self.state_dir)]
+        if self.transport == "stdio":
+            args += ["--transport", "stdio"]
+        else:
+            args += ["--port", str(port), "--exit-with-parent", str(os.getpid())]
+            args += ["--instance-token", self._token]
+        if self.idle_timeout is not None:
+            args += ["--idle-timeout", repr(float(self.idle_timeout))]
+        if self.stateless:
+            args.append("--stateless")
+        if self.json_response:
+            args.append("--json-response")
+        if self.stale_style != "python":
+            args += ["--stale-style", self.stale_style]
+        return args
+
+    def start(self) -> Self:
+        """Spawn the HTTP server and wait (at most ``start_timeout`` s) until it answers HTTP."""
+        if self.transport != "http":
+            raise FaultServerError("a stdio fault server is spawned by the MCP client: use stdio_parameters()")
+        if self._closed:
+            raise FaultServerError("this FaultServer was closed")
+        if self.running:
+            raise FaultServerError(f"the server is already running (pid {self.pid})")
+        self._reap()
+        self._token = secrets.token_hex(8)
+        with contextlib.suppress(FileNotFoundError):
+            self._files.port.unlink()
+        self._log_fh = open(self._files.log, "ab")  # noqa: SIM115 - closed in _reap()
+        self._proc = subprocess.Popen(
+            self._command(self._port or 0),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_fh,
+            env=_child_env(dict(os.environ)),
+        )
+        self._leftovers.proc = self._proc
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop(sig=signal.SIGKILL)
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        last_error = "no answer yet"
+        while True:
+            code = proc.poll()
+            if code is not None:
+                raise FaultServerError(
+                    f"the fault server exited with code {code} during start-up; "
+                    f"tail of {self._files.log}:\n{self._files.tail_log()}"
+                )
+            port = self._read_port()
+            if port is not None:
+                health = self._health(port)
+                if health is not None and health.get("token") == self._token:
+                    self._port = port
+                    return
+                last_error = f"port {port} did not answer the health check"
+            if time.monotonic() >= deadline:
+                raise FaultServerError(
+                    f"the fault server did not answer within {self.start_timeout} s ({last_error}); "
+                    f"tail of {self._files.log}:\n{self._files.tail_log()}"
+                )
+            time.sleep(0.02)
+
+    def _read_port(self) -> int | None:
+        try:
+            return int(self._files.port.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _health(self, port: int, timeout: float = 1.0) -> dict[str, Any] | None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            conn.request("GET", HEALTH_PATH)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                return None
+            value = json.loads(body)
+            return value if isinstance(value, dict) else None
+        except (OSError, ValueError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        """Signal the server (SIGTERM: graceful), wait up to ``timeout`` s, then SIGKILL.
+
+        Returns the exit code (0 after a graceful shutdown, ``-9`` after SIGKILL), or None if
+        nothing was running. Only the process started by this object is signalled.
+        """
+        proc = self._proc
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(sig)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait(timeout=timeout)
+        code = proc.returncode
+        self._reap()
+        return code
+
+    def kill(self) -> int | None:
+        """SIGKILL the server and wait for it: every session and in-flight call is lost."""
+        return self.stop(sig=signal.SIGKILL)
+
+    def wait_exit(self, timeout: float = 10.0) -> int:
+        """Wait until the server process ends on its own (e.g. after an armed kill); returns its code."""
+        proc = self._proc
+        if proc is None:
+            raise FaultServerError("no server process was started")
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise FaultServerError(f"the server (pid {proc.pid}) was still running after {timeout} s") from None
+
+    def restart(self, sig: int = signal.SIGTERM, down_for: float = 0.0) -> Self:
+        """Stop the server (``sig``), stay down ``down_for`` s, and start a new process on the same port."""
+        self.stop(sig=sig)
+        if down_for > 0:
+            time.sleep(down_for)
+        return self.start()
+
+    def _reap(self) -> None:
+        proc, self._proc = self._proc, None
+        self._leftovers.proc = None
+        if proc is not None and proc.poll() is None:  # pragma: no cover - only after a failed stop
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=10)
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+
+    def close(self) -> None:
+        """Stop the server and remove the state directory if this object made it."""
+        if self._closed:
+            return
+        try:
+            self.stop()
+        finally:
+            self._closed = True
+            self._finalizer()  # removes the state dir if this object made it
+
+    def __enter__(self) -> Self:
+        if self.transport == "http" and not self.running:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = f"port={self._port}" if self.transport == "http" else "stdio"
+        return f"<FaultServer {where} pid={self.pid} state_dir={str(self.state_dir)!r}>"
+
+    # ------------------------------------------------------------------ observations
+    def executions(self, tool: str | None = None) -> int:
+        """How many tool executions the server recorded (all processes, survives SIGKILL)."""
+        records = self._files.execution_records()
+        return sum(1 for r in records if tool is None or r.get("tool") == tool)
+
+    def execution_pids(self, tool: str | None = None) -> list[int]:
+        """The pid of the process behind each recorded execution, in order."""
+        return [
+            int(r["pid"])
+            for r in self._files.execution_records()
+            if (tool is None or r.get("tool") == tool) and isinstance(r.get("pid"), int)
+        ]
+
+    def counter(self, key: str = "default") -> int:
+        """The current value of the ``incr`` counter ``key`` (0 if never incremented)."""
+        return self._files.counter(key)
+
+    def stored(self, key: str) -> str | None:
+        """The value last written by the ``put`` tool under ``key``."""
+        return self._files.get(key)
+
+    def controls(self) -> dict[str, Any]:
+        """The current control file (what the server will read on its next request)."""
+        return self._files.read_controls()
+
+    @property
+    def kill_armed(self) -> bool:
+        """True while a kill armed by :meth:`kill_during_next_call` has not been consumed."""
+        return self._files.read_controls().get("kill_next_call") is not None
+
+    # ------------------------------------------------------------------ controls
+    def expire_sessions(self) -> int:
+        """Expire every session issued so far (like an idle expiry); returns the new generation."""
+        controls = self._files.update_controls(
+            lambda c: c.__setitem__("expire_sessions", int(c.get("expire_sessions", 0)) + 1)
+        )
+        return int(controls["expire_sessions"])
+
+    def kill_during_next_call(self, tool: str | None = None, when: Literal["after", "before"] = "after") -> None:
+        """SIGKILL the server on the next execution of ``tool`` (any tool if None); one-shot.
+
+        ``"after"``: the tool runs (execution recorded, side effect done), then the process dies
+        before answering: the call is lost in flight and the write DID happen. ``"before"``: the
+        process dies on arrival, before the tool runs.
+        """
+        if when not in ("after", "before"):
+            raise ValueError(f"when must be 'after' or 'before', not {when!r}")
+        self._files.update_controls(lambda c: c.__setitem__("kill_next_call", {"tool": tool, "when": when}))
+
+    def set_stale_style(self, style: str) -> None:
+        """Change how stale session ids are answered, at run time (see ``STALE_STYLES``)."""
+        if style not in STALE_STYLES:
+            raise ValueError(f"style must be one of {STALE_STYLES}, not {style!r}")
+        self._files.update_controls(lambda c: c.__setitem__("stale_style", style))
+
+    def delay(self, tool: str | None, seconds: float) -> None:
+        """Make every execution of ``tool`` (any tool if None) wait ``seconds`` first (0 removes it)."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+
+        def change(c: dict[str, Any]) -> None:
+            if seconds:
+                c["delay"] = {"tool": tool, "seconds": float(seconds)}
+            else:
+                c.pop("delay", None)
+
+        self._files.update_controls(change)
+
+    def clear_controls(self) -> None:
+        """Disarm kills and delays and restore the start-up stale style.
+
+        The expiry generation is kept: sessions expired once stay expired.
+        """
+
+        def change(c: dict[str, Any]) -> None:
+            generation = c.get("expire_sessions")
+            c.clear()
+            if generation:
+                c["expire_sessions"] = generation
+
+        self._files.update_controls(change)
+
+    # ------------------------------------------------------------------ stdio
+    def stdio_parameters(self) -> StdioParameters:
+        """The command, arguments and environment that spawn this server over stdio."""
+        if self.transport != "stdio":
+            raise FaultServerError("stdio_parameters() needs FaultServer(transport='stdio')")
+        args = self._command(0)[1:]
+        return StdioParameters(command=self.python, args=args, env=_child_env())
+
+    def stdio_server_parameters(self) -> Any:
+        """The same as an ``mcp.StdioServerParameters`` (imports ``mcp`` on call)."""
+        import mcp
+
+        params = self.stdio_parameters()
+        return mcp.StdioServerParameters(command=params.command, args=list(params.args), env=dict(params.env))

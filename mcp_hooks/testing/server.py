@@ -1,0 +1,595 @@
+"""A fault-injecting MCP server for tests: ``python -m mcp_hooks.testing.server --state-dir DIR``.
+
+It serves five tools with the installed MCP SDK (1.x ``FastMCP`` or 2.x ``MCPServer``) over
+streamable HTTP (uvicorn on 127.0.0.1) or stdio:
+
+========  ===========================================  ==========================================
+tool      annotations                                  does
+========  ===========================================  ==========================================
+echo      readOnlyHint, idempotentHint                 returns ``"<text> (pid <pid>)"``
+incr      none (not safe to repeat)                    increments a counter kept in the state dir
+put       idempotentHint (readOnlyHint false)          stores ``value`` under ``key``
+slow      readOnlyHint                                 sleeps ``seconds``, then answers
+fail      none                                         raises a tool error (``isError`` result)
+========  ===========================================  ==========================================
+
+Every execution is appended to ``<state-dir>/executions.log`` (fsync'd) when the tool starts, so
+counts survive SIGKILL and restarts. The server reads ``<state-dir>/control.json`` (written by
+:class:`mcp_hooks.testing.FaultServer`) on every request and tool call:
+
+* ``kill_next_call``: ``{"tool": name|null, "when": "after"|"before"}``, one-shot SIGKILL of
+  this process after the tool ran (the call is lost in flight) or on arrival;
+* ``expire_sessions``: a generation number; sessions issued under an older one are expired;
+* ``delay``: ``{"tool": name|null, "seconds": s}``;
+* ``stale_style``: how stale session ids are answered (overrides ``--stale-style``).
+
+A request carrying an ``mcp-session-id`` that this process never issued (e.g. after a restart),
+or one that was expired, is answered in the *stale style*: ``python`` (the SDK's own 404
+``-32600 "Session not found"``), ``typescript`` (404 JSON ``-32001``), ``ts-example`` (400 JSON
+``-32000 "Bad Request: No valid session ID provided"``), ``go`` (404 text), ``bare-404`` (404
+HTML), ``gone-410`` (410, empty) or ``old-python`` (400 text, what mcp <= 1.25 answered). With
+``python`` the answer is the installed SDK's own, so under mcp <= 1.25 it is the old 400.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import inspect
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from mcp_hooks.testing.controller import HEALTH_PATH, STALE_STYLES, StateFiles
+
+__all__ = ["STALE_RESPONSES", "FaultMiddleware", "FaultState", "main"]
+
+logger = logging.getLogger("mcp_hooks.testing.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+SERVER_NAME = "mcp-hooks-fault-server"
+MCP_PATH = "/mcp"
+
+# status, content type, body: the stale-session answers of other implementations (research/mcp_sdk.md §4)
+STALE_RESPONSES: dict[str, tuple[int, str | None, bytes]] = {
+    "typescript": (
+        404,
+        "application/json",
+        b'{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}',
+    ),
+    "ts-example": (
+        400,
+        "application/json",
+        b'{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}',
+    ),
+    "go": (404, "text/plain; charset=utf-8", b"session not found\n"),
+    "bare-404": (404, "text/html; charset=utf-8", b"<html><body>Not Found</body></html>"),
+    "gone-410": (410, None, b""),
+    # mcp <= 1.25 sent exactly this: a 400 with a text body and no content type at all
+    "old-python": (400, None, b"Bad Request: No valid session ID provided"),
+}
+
+
+# --------------------------------------------------------------------------- shared state
+
+
+class FaultState:
+    """What the tools and the middleware of one server process share."""
+
+    def __init__(self, files: StateFiles, *, stale_style: str = "python") -> None:
+        self.files = files
+        self.default_style = stale_style
+        self.pid = os.getpid()
+
+    def controls(self) -> dict[str, Any]:
+        return self.files.read_controls()
+
+    def stale_style(self, controls: dict[str, Any]) -> str:
+        style = controls.get("stale_style")
+        return style if isinstance(style, str) and style in STALE_STYLES else self.default_style
+
+    @staticmethod
+    def generation(controls: dict[str, Any]) -> int:
+        try:
+            return int(controls.get("expire_sessions", 0))
+        except (TypeError, ValueError):
+            return 0
+
+    def _take_kill(self, tool: str) -> str | None:
+        """Consume an armed kill matching ``tool`` (one-shot, persisted before acting on it)."""
+        armed = self.controls().get("kill_next_call")
+        if not _matches(armed, tool):
+            return None
+        taken: list[str] = []
+
+        def change(controls: dict[str, Any]) -> None:
+            current = controls.get("kill_next_call")
+            if _matches(current, tool):
+                assert isinstance(current, dict)
+                taken.append("before" if current.get("when") == "before" else "after")
+                del controls["kill_next_call"]
+
+        self.files.update_controls(change)
+        return taken[0] if taken else None
+
+    def die(self, tool: str, when: str) -> None:
+        logger.warning("SIGKILL: armed kill %s tool %r (pid %d)", when, tool, self.pid)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.kill(self.pid, signal.SIGKILL)
+
+    async def begin(self, tool: str) -> bool:
+        """Run the controls for one execution of ``tool``; returns True if it must die after it."""
+        kill = self._take_kill(tool)
+        if kill == "before":
+            self.die(tool, "before")
+        self.files.append_execution(tool, self.pid)
+        delay = self.controls().get("delay")
+        if _matches(delay, tool):
+            assert isinstance(delay, dict)
+            seconds = float(delay.get("seconds") or 0)
+            if seconds > 0:
+                await _sleep(seconds)
+        return kill == "after"
+
+    def finish(self, tool: str, kill_after: bool) -> None:
+        if kill_after:
+            self.die(tool, "after")
+
+
+def _matches(entry: object, tool: str) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    wanted = entry.get("tool")
+    return wanted is None or wanted == tool
+
+
+async def _sleep(seconds: float) -> None:
+    import anyio  # the SDK's own async layer, so this works under whatever loop runs the server
+
+    await anyio.sleep(seconds)
+
+
+# --------------------------------------------------------------------------- the MCP server
+
+
+class _Sdk:
+    """The installed SDK major: its server class, ``ToolAnnotations`` and ``ToolError``."""
+
+    def __init__(self) -> None:
+        try:
+            server_mod = importlib.import_module("mcp.server.mcpserver")
+            errors = importlib.import_module("mcp.server.mcpserver.exceptions")
+            self.major = 2
+            self.server_cls: Any = server_mod.MCPServer
+        except ImportError:
+            server_mod = importlib.import_module("mcp.server.fastmcp")
+            errors = importlib.import_module("mcp.server.fastmcp.exceptions")
+            self.major = 1
+            self.server_cls = server_mod.FastMCP
+        self.tool_error: type[Exception] = errors.ToolError
+        self.annotations_cls: Any = importlib.import_module("mcp.types").ToolAnnotations
+        try:
+            self.handshake_versions: frozenset[str] | None = frozenset(
+                importlib.import_module("mcp_types.version").HANDSHAKE_PROTOCOL_VERSIONS
+            )
+        except (ImportError, AttributeError):
+            self.handshake_versions = None  # 1.x: every protocol version has sessions
+
+    def supports_idle_timeout(self) -> bool:
+        target = self.server_cls.streamable_http_app if self.major == 2 else self.server_cls.__init__
+        return "session_idle_timeout" in inspect.signature(target).parameters
+
+
+def build_mcp_server(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> Any:
+    """The FastMCP/MCPServer with the five test tools."""
+    kwargs: dict[str, Any] = {}
+    if sdk.major == 1:
+        kwargs = {"json_response": args.json_response, "stateless_http": args.stateless, "log_level": "INFO"}
+        if args.idle_timeout is not None and sdk.supports_idle_timeout():
+            kwargs["session_idle_timeout"] = args.idle_timeout
+    else:
+        kwargs = {"log_level": "INFO"}
+    server = sdk.server_cls(SERVER_NAME, **kwargs)
+    ann = sdk.annotations_cls
+    tool_error = sdk.tool_error
+
+    async def echo(text: str) -> str:
+        """Echo the text back with the server's pid (read-only, idempotent)."""
+        kill_after = await state.begin("echo")
+        result = f"{text} (pid {os.getpid()})"
+        state.finish("echo", kill_after)
+        return result
+
+    async def incr(key: str = "default") -> int:
+        """Increment the counter ``key`` and return its new value (NOT safe to repeat)."""
+        kill_after = await state.begin("incr")
+        value = state.files.increment(key)
+        state.finish("incr", kill_after)
+        return value
+
+    async def put(key: str, value: str) -> str:
+        """Store ``value`` under ``key`` (idempotent write)."""
+        kill_after = await state.begin("put")
+        state.files.put(key, value)
+        state.finish("put", kill_after)
+        return f"{key}={value}"
+
+    async def slow(seconds: float) -> str:
+        """Sleep ``seconds``, then answer (read-only)."""
+        kill_after = await state.begin("slow")
+        await _sleep(max(0.0, seconds))
+        state.finish("slow", kill_after)
+        return f"slept {seconds} s (pid {os.getpid()})"
+
+    async def fail(message: str) -> str:
+        """Fail with ``message`` as a tool error (an ``isError`` result, not a lost session)."""
+        kill_after = await state.begin("fail")
+        state.finish("fail", kill_after)
+        raise tool_error(message)
+
+    server.add_tool(echo, annotations=ann(readOnlyHint=True, idempotentHint=True))
+    server.add_tool(incr)
+    server.add_tool(put, annotations=ann(readOnlyHint=False, idempotentHint=True))
+    server.add_tool(slow, annotations=ann(readOnlyHint=True))
+    server.add_tool(fail)
+    return server
+
+
+def build_http_app(sdk: _Sdk, server: Any, args: argparse.Namespace) -> ASGIApp:
+    if sdk.major == 1:
+        app: ASGIApp = server.streamable_http_app()
+    else:
+        kwargs: dict[str, Any] = {"json_response": args.json_response, "stateless_http": args.stateless}
+        if args.idle_timeout is not None and sdk.supports_idle_timeout():
+            kwargs["session_idle_timeout"] = args.idle_timeout
+        app = server.streamable_http_app(**kwargs)
+    return app
+
+
+# --------------------------------------------------------------------------- the middleware
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class FaultMiddleware:
+    """ASGI middleware in front of the SDK's app: health check, session tracking, stale answers.
+
+    Session ids are learnt from the ``mcp-session-id`` header of the SDK's responses, with the
+    expiry generation in force when they were issued. A request carrying an id that this process
+    did not issue, that belongs to an older generation, or that the SDK itself already answered
+    404 for (idle expiry, DELETE) is answered in the configured stale style.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        state: FaultState,
+        *,
+        token: str = "",
+        stateless: bool = False,
+        handshake_versions: Iterable[str] | None = None,
+        idle_timeout: float | None = None,
+    ) -> None:
+        self.app = app
+        self.state = state
+        self.token = token
+        self.stateless = stateless
+        self.handshake_versions = None if handshake_versions is None else frozenset(handshake_versions)
+        self.idle_timeout = idle_timeout  # only for SDKs without their own session idle timeout
+        self.issued: dict[str, int] = {}  # session id -> expiry generation when issued
+        self.dead: set[str] = set()
+        self.last_seen: dict[str, float] = {}
+        self.in_flight: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path == HEALTH_PATH:
+            await self._health(send)
+            return
+        session_id = _header(scope, b"mcp-session-id")
+        if self.stateless or path.rstrip("/") != MCP_PATH or self._is_modern(scope):
+            await self.app(scope, receive, send)
+            return
+        controls = self.state.controls()
+        style = self.state.stale_style(controls)
+        if session_id is not None and self._is_stale(session_id, controls):
+            logger.info("stale session %s (%s): answering in style %r", session_id[:64], scope["method"], style)
+            if style == "python":
+                # Make the SDK answer with its own bytes, as for any id it never issued.
+                scope = dict(scope)
+                scope["headers"] = [
+                    (k, b"expired-" + bytes(v) if k.lower() == b"mcp-session-id" else v) for k, v in scope["headers"]
+                ]
+                await self.app(scope, receive, send)
+            else:
+                await self._drain(receive)
+                await self._answer_stale(style, send)
+            return
+        await self._forward(scope, receive, send, session_id, style)
+
+    def _is_modern(self, scope: Scope) -> bool:
+        """A 2026-07-28 (session-less) request: the SDK ignores session ids there, so do we."""
+        version = _header(scope, b"mcp-protocol-version")
+        return self.handshake_versions is not None and version is not None and version not in self.handshake_versions
+
+    def _is_stale(self, session_id: str, controls: dict[str, Any]) -> bool:
+        issued = self.issued.get(session_id)
+        if issued is None or session_id in self.dead:
+            return True
+        if issued < self.state.generation(controls):
+            return True
+        if self.idle_timeout is not None and not self.in_flight.get(session_id):
+            idle = time.monotonic() - self.last_seen.get(session_id, time.monotonic())
+            if idle > self.idle_timeout:
+                logger.info("session %s idle timeout (middleware)", session_id[:64])
+                self.dead.add(session_id)
+                return True
+        return False
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, session_id: str | None, style: str) -> None:
+        restyle = False
+
+        async def watch(message: Message) -> None:
+            nonlocal restyle
+            if restyle:
+                return  # swallow the rest of the SDK's 404: our answer was sent instead
+            if message["type"] == "http.response.start":
+                for key, value in message.get("headers") or ():
+                    if bytes(key).lower() == b"mcp-session-id":
+                        issued = bytes(value).decode("latin-1")
+                        if issued not in self.issued:
+                            self.issued[issued] = self.state.generation(self.state.controls())
+                            self.last_seen[issued] = time.monotonic()
+                if session_id is not None and message["status"] == 404:
+                    # The SDK forgot the session (idle expiry, DELETE): stale from now on.
+                    self.dead.add(session_id)
+                    if style != "python":
+                        restyle = True
+                        await self._answer_stale(style, send)
+                        return
+            await send(message)
+
+        if session_id is not None:
+            self.in_flight[session_id] = self.in_flight.get(session_id, 0) + 1
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            if session_id is not None:
+                self.in_flight[session_id] -= 1
+                self.last_seen[session_id] = time.monotonic()
+                if scope.get("method") == "DELETE":
+                    self.dead.add(session_id)
+
+    async def _health(self, send: Send) -> None:
+        controls = self.state.controls()
+        body = json.dumps(
+            {
+                "pid": self.state.pid,
+                "token": self.token,
+                "sessions": len(self.issued),
+                "generation": self.state.generation(controls),
+                "stale_style": self.state.stale_style(controls),
+            }
+        ).encode()
+        await _respond(send, 200, "application/json", body)
+
+    @staticmethod
+    async def _drain(receive: Receive) -> None:
+        for _ in range(10_000):  # bounded: a request body is a few messages
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+
+    @staticmethod
+    async def _answer_stale(style: str, send: Send) -> None:
+        status, content_type, body = STALE_RESPONSES[style]
+        await _respond(send, status, content_type, body)
+
+
+async def _respond(send: Send, status: int, content_type: str | None, body: bytes) -> None:
+    headers = [(b"content-length", str(len(body)).encode())]
+    if content_type is not None:
+        headers.append((b"content-type", content_type.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+# --------------------------------------------------------------------------- process plumbing
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def bind_socket(port: int) -> socket.socket:
+    """A bound (not yet listening) socket on 127.0.0.1.
+
+    With ``port == 0`` a free port *outside* the kernel's ephemeral range is preferred: while the
+    server is down for a restart, no outgoing connection can then take its port (or connect to
+    itself through it), so the restart can bind it again.
+    """
+
+    def make(p: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", p))
+        except OSError:
+            sock.close()
+            raise
+        sock.set_inheritable(True)
+        return sock
+
+    if port:
+        return make(port)
+    low, high = _ephemeral_range()
+    candidates = [p for p in (*range(20000, min(low, 32768)), *range(high + 1, 65536)) if p >= 1024]
+    for candidate in random.sample(candidates, min(50, len(candidates))):
+        with contextlib.suppress(OSError):
+            return make(candidate)
+    return make(0)
+
+
+def _setup_logging(files: StateFiles) -> None:
+    handler = logging.FileHandler(files.log, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+
+
+def _run_http(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> int:
+    import anyio
+    import uvicorn
+
+    server = build_mcp_server(sdk, state, args)
+    native_idle = args.idle_timeout is not None and sdk.supports_idle_timeout()
+    app = FaultMiddleware(
+        build_http_app(sdk, server, args),
+        state,
+        token=args.instance_token,
+        stateless=args.stateless,
+        handshake_versions=sdk.handshake_versions,
+        idle_timeout=None if native_idle else args.idle_timeout,
+    )
+    try:
+        sock = bind_socket(args.port)
+    except OSError as exc:
+        logger.error("cannot bind 127.0.0.1:%s: %s", args.port, exc)
+        return 2
+    port = int(sock.getsockname()[1])
+    files = state.files
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and not self.should_exit:
+                _write_text_atomic(files.port, f"{port}\n")
+                logger.info("listening on http://127.0.0.1:%d%s (pid %d)", port, MCP_PATH, os.getpid())
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            # uvicorn re-raises the signal after its graceful shutdown, which would end the
+            # process "killed by SIGTERM"; exit 0 instead, so a clean stop is visible as such.
+            handlers = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in handlers.items():
+                    signal.signal(sig, handler)
+
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+        ws="none",
+    )
+    uv = Server(config)
+
+    async def serve() -> None:
+        async with anyio.create_task_group() as tg:
+            if args.exit_with_parent:
+                tg.start_soon(_watch_parent, args.exit_with_parent, uv)
+            await uv.serve(sockets=[sock])
+            tg.cancel_scope.cancel()
+
+    anyio.run(serve)
+    return 0 if uv.started else 1
+
+
+async def _watch_parent(parent: int, server: Any) -> None:
+    """Stop the server when the process that started it is gone (no orphans after a crash)."""
+    while os.getppid() == parent:
+        await _sleep(0.5)
+    logger.warning("parent process %d is gone: shutting down", parent)
+    server.should_exit = True
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _run_stdio(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> int:
+    import anyio
+
+    server = build_mcp_server(sdk, state, args)
+    anyio.run(server.run_stdio_async)
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m mcp_hooks.testing.server", description="Fault-injecting MCP server for tests."
+    )
+    parser.add_argument("--state-dir", required=True, help="directory for control, counters, logs")
+    parser.add_argument("--transport", choices=("http", "stdio"), default="http")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (written to <state-dir>/port)")
+    parser.add_argument("--idle-timeout", type=float, default=None, help="session idle timeout in seconds")
+    parser.add_argument("--stateless", action="store_true", help="no sessions (stateless_http)")
+    parser.add_argument("--json-response", action="store_true", help="JSON responses instead of SSE")
+    parser.add_argument("--stale-style", choices=STALE_STYLES, default="python")
+    parser.add_argument("--instance-token", default="", help="echoed by the health check")
+    parser.add_argument("--exit-with-parent", type=int, default=0, metavar="PID", help="exit when PID is gone")
+    args = parser.parse_args(argv)
+    if args.idle_timeout is not None and not args.idle_timeout > 0:
+        parser.error("--idle-timeout must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = Path(args.state_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    files = StateFiles(root.resolve())
+    _setup_logging(files)
+    _write_text_atomic(files.pid, f"{os.getpid()}\n")
+    state = FaultState(files, stale_style=args.stale_style)
+    sdk = _Sdk()
+    logger.info("starting (%s, mcp %d.x, pid %d, argv %s)", args.transport, sdk.major, os.getpid(), sys.argv[1:])
+    try:
+        if args.transport == "stdio":
+            return _run_stdio(sdk, state, args)
+        return _run_http(sdk, state, args)
+    except Exception:
+        logger.exception("the fault server crashed")
+        raise
+    finally:
+        logger.info("stopped (pid %d)", os.getpid())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
