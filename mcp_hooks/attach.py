@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import sys
 import threading
 from typing import Any
@@ -24,6 +25,7 @@ from .options import CallDescriber, build_policy
 __all__ = ["AttachHandle", "attach"]
 
 _WHERE = "attach"
+log = logging.getLogger("mcp_hooks")
 _MISSING = object()
 
 _handles: dict[str, AttachHandle] = {}
@@ -32,7 +34,9 @@ _lock = threading.RLock()
 
 class AttachHandle:
     """What :func:`attach` returns. ``status`` is ``"attached"``, ``"pending"`` (waiting for the module to
-    be imported) or ``"detached"``; ``attached_on_import`` says the hook (not the call) attached it."""
+    be imported), ``"detached"``, or ``"failed"`` (the module was imported but the target could not be
+    wrapped: see ``error``; the import itself went on); ``attached_on_import`` says the hook (not the
+    call) attached it."""
 
     def __init__(self, target: str, module: str, path: tuple[str, ...], options: dict[str, Any]) -> None:
         self.target = target
@@ -41,6 +45,8 @@ class AttachHandle:
         self.options = options
         self.status = "pending"
         self.attached_on_import = False
+        #: why a pending attach could not be applied when its module was imported (``status == "failed"``)
+        self.error: BaseException | None = None
         self._parent: Any = None
         self._original: Any = _MISSING  # what the parent's own __dict__ held, or _MISSING if inherited
         self._wrapper: Any = None
@@ -58,7 +64,11 @@ class AttachHandle:
             parent = getattr(parent, part)
         name = self.path[-1]
         own = vars(parent).get(name, _MISSING) if hasattr(parent, "__dict__") else _MISSING
-        current: Any = own if own is not _MISSING else getattr(parent, name)
+        # An inherited attribute is taken raw from the class that defines it (a classmethod stays a
+        # classmethod and binds to the class it is called on, not to ``parent`` forever).
+        current: Any = own if own is not _MISSING else inspect.getattr_static(parent, name, _MISSING)
+        if current is _MISSING:  # provided dynamically (a module's __getattr__, a metaclass)
+            current = getattr(parent, name)
         if isinstance(current, wrapt.FunctionWrapper) and getattr(current, "_self_mcp_hooks_handle", None) is not None:
             raise RuntimeError(f"{_WHERE}: {self.target} is already wrapped by another mcp_hooks handle")
         function = current.__func__ if isinstance(current, (classmethod, staticmethod)) else current
@@ -158,7 +168,13 @@ def attach(target: str, **options: Any) -> AttachHandle:
         with _lock:
             if handle.status != "pending" or _handles.get(target) is not handle:
                 return
-            handle._apply(imported)
+            try:
+                handle._apply(imported)
+            except Exception as exc:  # never break the import of someone else's module
+                handle.status, handle.error = "failed", exc
+                del _handles[target]
+                log.error("mcp_hooks: could not attach %s when its module was imported: %s", target, exc)
+                return
             handle.attached_on_import = True
 
     wrapt.register_post_import_hook(on_import, module_name)

@@ -1,0 +1,556 @@
+"""The fault-injecting MCP server and its controller, driven by the real MCP client of the installed SDK."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_hooks.testing import STALE_STYLES, FaultServer, FaultServerError
+from mcp_hooks.testing.server import STALE_RESPONSES
+
+if sys.version_info >= (3, 11):
+    from builtins import BaseExceptionGroup
+else:  # pragma: no cover - anyio's backport on 3.10
+    from exceptiongroup import BaseExceptionGroup
+
+pytest_plugins = ("pytester",)
+
+MCP_VERSION = tuple(int(part) for part in importlib.metadata.version("mcp").split(".")[:2])
+MCP_MAJOR = MCP_VERSION[0]
+# mcp <= 1.25 servers answered an unknown session id with a 400 text body (python-sdk #1727):
+# the "python" style is the installed SDK's own answer, so it is that old answer there.
+OLD_PYTHON_SDK = MCP_VERSION < (1, 26)
+needs_404_sdk = pytest.mark.skipif(OLD_PYTHON_SDK, reason="mcp <= 1.25 answers a stale session with 400")
+_exceptions = importlib.import_module("mcp.shared.exceptions")
+SDK_ERROR: type[Exception] = getattr(_exceptions, "MCPError", None) or _exceptions.McpError
+
+# What a raw ClientSession raises for a lost session, per SDK major (research/mcp_sdk.md §9).
+PYTHON_SESSION_LOSS = (32600, "Session terminated") if MCP_MAJOR == 1 else (-32600, "Session not found")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@asynccontextmanager
+async def open_session(url: str, *, read_timeout: float = 10.0) -> AsyncIterator[Any]:
+    """A raw ``ClientSession`` over streamable HTTP, initialized (works with mcp 1.x and 2.x)."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with streamable_http_client(url) as streams:  # 1.x yields 3 items, 2.x yields 2
+        timeout: Any = timedelta(seconds=read_timeout) if MCP_MAJOR == 1 else read_timeout
+        async with ClientSession(streams[0], streams[1], read_timeout_seconds=timeout) as session:
+            await session.initialize()
+            yield session
+
+
+def text_of(result: Any) -> str:
+    return str(result.content[0].text)
+
+
+def is_error(result: Any) -> bool:
+    return bool(getattr(result, "isError", None) or getattr(result, "is_error", None))
+
+
+def code_and_message(exc: BaseException) -> tuple[int, str]:
+    error = exc.error  # type: ignore[attr-defined]
+    return int(error.code), str(error.message)
+
+
+def pid_of(echo_text: str) -> int:
+    return int(echo_text.rsplit("(pid ", 1)[1].rstrip(")"))
+
+
+def raw_post(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    session_id: str | None = None,
+    method: str = "POST",
+) -> tuple[int, str | None, bytes, str | None]:
+    """One HTTP request with the stdlib: (status, content type, body, mcp-session-id of the answer)."""
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    if session_id is not None:
+        headers["mcp-session-id"] = session_id
+    data = None if method == "DELETE" else json.dumps(payload).encode()
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+            return response.status, response.headers.get("content-type"), body, response.headers.get("mcp-session-id")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.headers.get("content-type"), exc.read(), exc.headers.get("mcp-session-id")
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw-probe", "version": "0"},
+    },
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+
+def raw_session(url: str) -> str:
+    """Open a session with raw HTTP (no GET stream, so it can idle out); returns its id."""
+    status, _, _, session_id = raw_post(url, INITIALIZE)
+    assert status == 200
+    assert session_id
+    status, _, _, _ = raw_post(url, INITIALIZED, session_id=session_id)
+    assert status == 202
+    return session_id
+
+
+def python_stale_body() -> dict[str, Any]:
+    """The installed SDK's own answer to an unknown session id."""
+    return {
+        "jsonrpc": "2.0",
+        "id": "server-error" if MCP_MAJOR == 1 else None,
+        "error": {"code": -32600, "message": "Session not found"},
+    }
+
+
+def check_stale_answer(style: str, status: int, content_type: str | None, body: bytes) -> None:
+    if style == "python" and OLD_PYTHON_SDK:
+        style = "old-python"
+    if style == "python":
+        assert status == 404
+        assert content_type == "application/json"
+        assert json.loads(body) == python_stale_body()
+        return
+    want_status, want_type, want_body = STALE_RESPONSES[style]
+    assert (status, content_type, body) == (want_status, want_type, want_body)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[FaultServer]:
+    """One server for the tests that do not stop it (each resets the controls it sets)."""
+    with FaultServer() as server:
+        yield server
+
+
+@pytest.fixture
+def live_server(shared_server: FaultServer) -> Iterator[FaultServer]:
+    shared_server.clear_controls()
+    yield shared_server
+    shared_server.clear_controls()
+
+
+# --------------------------------------------------------------------------- tools
+
+
+@pytest.mark.timeout(60)
+async def test_tools_annotations_counters_and_tool_errors(mcp_fault_server: FaultServer) -> None:
+    srv = mcp_fault_server
+    async with open_session(srv.url) as session:
+        tools = {t.name: t for t in (await session.list_tools()).tools}
+        assert set(tools) == {"echo", "incr", "put", "slow", "fail"}
+
+        def hints(name: str) -> dict[str, Any]:
+            ann = tools[name].annotations
+            return {} if ann is None else ann.model_dump(by_alias=True, exclude_none=True)
+
+        assert hints("echo") == {"readOnlyHint": True, "idempotentHint": True}
+        assert tools["incr"].annotations is None
+        assert hints("put") == {"readOnlyHint": False, "idempotentHint": True}
+        assert hints("slow") == {"readOnlyHint": True}
+
+        assert text_of(await session.call_tool("echo", {"text": "hi"})) == f"hi (pid {srv.pid})"
+        assert text_of(await session.call_tool("incr", {})) == "1"
+        assert text_of(await session.call_tool("incr", {"key": "default"})) == "2"
+        assert text_of(await session.call_tool("incr", {"key": "other"})) == "1"
+        assert text_of(await session.call_tool("put", {"key": "k", "value": "v"})) == "k=v"
+        assert "slept" in text_of(await session.call_tool("slow", {"seconds": 0.05}))
+
+        failed = await session.call_tool("fail", {"message": "boom"})
+        assert is_error(failed)
+        assert "boom" in text_of(failed)
+        # a tool's own failure leaves the session and the process alive
+        assert text_of(await session.call_tool("echo", {"text": "still"})).startswith("still")
+
+    assert srv.executions("incr") == 3
+    assert srv.executions("echo") == 2
+    assert srv.executions("fail") == 1
+    assert srv.executions() == 8
+    assert srv.counter() == 2
+    assert srv.counter("other") == 1
+    assert srv.stored("k") == "v"
+    assert srv.execution_pids("echo") == [srv.pid, srv.pid]
+
+
+# --------------------------------------------------------------------------- restarts and expiry
+
+
+@needs_404_sdk
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_restart_loses_the_session_and_a_new_one_works(mcp_fault_server: FaultServer, sig: int) -> None:
+    srv = mcp_fault_server
+    port, first_pid = srv.port, srv.pid
+    async with open_session(srv.url) as session:
+        assert pid_of(text_of(await session.call_tool("echo", {"text": "a"}))) == first_pid
+        await session.call_tool("incr", {})
+        srv.restart(sig=sig)
+        assert srv.port == port
+        assert srv.pid != first_pid
+        with pytest.raises(SDK_ERROR) as caught:
+            await session.call_tool("echo", {"text": "b"})
+        assert code_and_message(caught.value) == PYTHON_SESSION_LOSS
+        with pytest.raises(SDK_ERROR):  # the SDK never recovers by itself
+            await session.call_tool("echo", {"text": "c"})
+    async with open_session(srv.url) as session:
+        assert pid_of(text_of(await session.call_tool("echo", {"text": "d"}))) == srv.pid
+        assert text_of(await session.call_tool("incr", {})) == "2"  # the counter survived the restart
+    assert srv.executions("echo") == 2  # the rejected calls never reached the tool
+    assert srv.executions("incr") == 2
+
+
+@needs_404_sdk
+@pytest.mark.timeout(60)
+async def test_expire_sessions_without_restart(live_server: FaultServer) -> None:
+    srv = live_server
+    pid, echoes = srv.pid, srv.executions("echo")
+    async with open_session(srv.url) as session:
+        await session.call_tool("echo", {"text": "a"})
+        generation = srv.controls().get("expire_sessions", 0)
+        assert srv.expire_sessions() == generation + 1
+        with pytest.raises(SDK_ERROR) as caught:
+            await session.call_tool("echo", {"text": "b"})
+        assert code_and_message(caught.value) == PYTHON_SESSION_LOSS
+    async with open_session(srv.url) as session:  # sessions issued after the expiry are fine
+        assert pid_of(text_of(await session.call_tool("echo", {"text": "c"}))) == pid
+    assert srv.pid == pid
+    assert srv.executions("echo") == echoes + 2
+
+
+# The client-side view of each foreign stale answer (research/mcp_sdk.md §4).
+FOREIGN_SEEN_BY_2X = {
+    "typescript": (-32001, "Session not found"),
+    "ts-example": (-32000, "Bad Request: No valid session ID provided"),
+    "go": (-32600, "Session terminated"),
+    "bare-404": (-32600, "Session terminated"),
+    "gone-410": (-32603, "Server returned an error response"),
+    "old-python": (-32603, "Server returned an error response"),
+}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("style", ["typescript", "go"])
+async def test_expired_session_in_a_foreign_style_as_the_client_sees_it(live_server: FaultServer, style: str) -> None:
+    srv = live_server
+    srv.set_stale_style(style)
+    async with open_session(srv.url) as session:
+        await session.call_tool("echo", {"text": "a"})
+        srv.expire_sessions()
+        with pytest.raises(SDK_ERROR) as caught:
+            await session.call_tool("echo", {"text": "b"})
+        # 1.x ignores the body of any 404; 2.x surfaces a JSON body's code and message verbatim
+        expected = (32600, "Session terminated") if MCP_MAJOR == 1 else FOREIGN_SEEN_BY_2X[style]
+        assert code_and_message(caught.value) == expected
+
+
+@pytest.mark.skipif(MCP_MAJOR < 2, reason="mcp.Client(mode=...) is the 2.x client")
+@pytest.mark.timeout(60)
+async def test_legacy_client_of_2x_sees_the_restart(mcp_fault_server: FaultServer) -> None:
+    from mcp import Client
+
+    srv = mcp_fault_server
+    async with Client(srv.url, mode="legacy", read_timeout_seconds=10) as client:
+        await client.call_tool("echo", {"text": "a"})
+        srv.restart()
+        with pytest.raises(SDK_ERROR) as caught:
+            await client.call_tool("echo", {"text": "b"})
+        assert code_and_message(caught.value) == (-32600, "Session not found")
+
+
+@needs_404_sdk
+@pytest.mark.timeout(60)
+async def test_json_response_mode_restart(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
+    srv = mcp_fault_server_factory(json_response=True)
+    async with open_session(srv.url) as session:
+        await session.call_tool("echo", {"text": "a"})
+        srv.restart()
+        with pytest.raises(SDK_ERROR) as caught:
+            await session.call_tool("echo", {"text": "b"})
+        assert code_and_message(caught.value) == PYTHON_SESSION_LOSS
+
+
+@pytest.mark.timeout(60)
+async def test_stateless_server_has_no_session_to_lose(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
+    srv = mcp_fault_server_factory(stateless=True, stale_style="typescript")
+    async with open_session(srv.url) as session:
+        first = pid_of(text_of(await session.call_tool("echo", {"text": "a"})))
+        srv.restart()
+        second = pid_of(text_of(await session.call_tool("echo", {"text": "b"})))
+    assert first != second == srv.pid
+
+
+@pytest.mark.timeout(60)
+async def test_sdk_idle_timeout_expires_a_quiet_session(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
+    srv = mcp_fault_server_factory(idle_timeout=0.4)
+    quiet = raw_session(srv.url)
+    busy = raw_session(srv.url)
+    deadline = time.monotonic() + 0.9
+    while time.monotonic() < deadline:  # keep one session busy, let the other idle out
+        assert raw_post(srv.url, TOOLS_LIST, session_id=busy)[0] == 200
+        time.sleep(0.2)
+    status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id=quiet)
+    check_stale_answer("python", status, content_type, body)
+    assert raw_post(srv.url, TOOLS_LIST, session_id=busy)[0] == 200
+    # a session the SDK expired is answered in the configured style too
+    srv.set_stale_style("typescript")
+    status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id=quiet)
+    check_stale_answer("typescript", status, content_type, body)
+
+
+# --------------------------------------------------------------------------- stale styles on the wire
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("style", STALE_STYLES)
+def test_stale_style_on_the_wire(live_server: FaultServer, style: str) -> None:
+    srv = live_server
+    srv.set_stale_style(style)
+    # an id this process never issued (what a client holds after a restart)
+    status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id="never-issued-0123")
+    check_stale_answer(style, status, content_type, body)
+    # a live session is untouched; once expired it gets the very same answer, for POST and DELETE
+    session_id = raw_session(srv.url)
+    assert raw_post(srv.url, TOOLS_LIST, session_id=session_id)[0] == 200
+    srv.expire_sessions()
+    for method in ("POST", "DELETE"):
+        status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id=session_id, method=method)
+        check_stale_answer(style, status, content_type, body)
+    # requests without a session id are not stale
+    assert raw_post(srv.url, INITIALIZE)[0] == 200
+
+
+@pytest.mark.timeout(60)
+def test_deleted_session_is_stale(live_server: FaultServer) -> None:
+    srv = live_server
+    session_id = raw_session(srv.url)
+    assert raw_post(srv.url, {}, session_id=session_id, method="DELETE")[0] == 200
+    srv.set_stale_style("go")
+    status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id=session_id)
+    check_stale_answer("go", status, content_type, body)
+
+
+@pytest.mark.timeout(60)
+def test_stale_style_from_the_command_line(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
+    srv = mcp_fault_server_factory(stale_style="gone-410")
+    status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id="bogus")
+    check_stale_answer("gone-410", status, content_type, body)
+    srv.set_stale_style("bare-404")  # the control file wins over the command line
+    check_stale_answer("bare-404", *raw_post(srv.url, TOOLS_LIST, session_id="bogus")[:3])
+    srv.clear_controls()
+    check_stale_answer("gone-410", *raw_post(srv.url, TOOLS_LIST, session_id="bogus")[:3])
+
+
+# --------------------------------------------------------------------------- kills
+
+
+@pytest.mark.timeout(60)
+async def test_kill_after_the_call_ran(mcp_fault_server: FaultServer) -> None:
+    srv = mcp_fault_server
+    started = time.monotonic()
+    async with open_session(srv.url, read_timeout=1.5) as session:
+        await session.call_tool("echo", {"text": "a"})
+        srv.kill_during_next_call("incr", when="after")
+        assert srv.kill_armed
+        with pytest.raises(SDK_ERROR) as caught:
+            await session.call_tool("incr", {})
+    if MCP_MAJOR == 1:  # 1.x never fails the call on its own: only the read timeout ends it
+        assert code_and_message(caught.value) == (
+            408,
+            "Timed out while waiting for response to ClientRequest. Waited 1.5 seconds.",
+        )
+    else:
+        assert code_and_message(caught.value) == (-32000, "SSE stream ended without a response")
+    assert srv.wait_exit(timeout=10) == -signal.SIGKILL
+    assert not srv.kill_armed  # one-shot
+    assert srv.executions("incr") == 1  # the write happened although the answer was lost
+    assert srv.counter() == 1
+    assert time.monotonic() - started < 10
+    srv.restart()
+    async with open_session(srv.url) as session:
+        assert text_of(await session.call_tool("incr", {})) == "2"  # not armed any more
+
+
+@pytest.mark.timeout(60)
+async def test_kill_before_the_call_ran_json_response(
+    mcp_fault_server_factory: Callable[..., FaultServer],
+) -> None:
+    srv = mcp_fault_server_factory(json_response=True)
+    with pytest.raises(BaseExceptionGroup) as caught:  # noqa: PT012 - the group comes out of the async with
+        async with open_session(srv.url) as session:
+            await session.call_tool("echo", {"text": "a"})
+            srv.kill_during_next_call(when="before")
+            await session.call_tool("incr", {})  # cancelled by the transport's teardown
+    # no response headers were sent: the transport crashes (both majors), research/mcp_sdk.md §3.3
+    leaves = caught.value.exceptions
+    assert [type(e).__name__ for e in leaves] == ["RemoteProtocolError"]
+    assert srv.wait_exit(timeout=10) == -signal.SIGKILL
+    assert srv.executions("incr") == 0
+    assert srv.counter() == 0
+
+
+@pytest.mark.timeout(60)
+async def test_kill_armed_for_another_tool_and_cleared(live_server: FaultServer) -> None:
+    srv = live_server
+    async with open_session(srv.url) as session:
+        srv.kill_during_next_call("incr")
+        await session.call_tool("echo", {"text": "not incr"})
+        assert srv.kill_armed
+        srv.clear_controls()
+        assert not srv.kill_armed
+        assert text_of(await session.call_tool("incr", {"key": "disarmed"})) == "1"
+    assert srv.running
+
+
+@pytest.mark.timeout(60)
+async def test_delay(live_server: FaultServer) -> None:
+    srv = live_server
+    async with open_session(srv.url) as session:
+        srv.delay("echo", 0.4)
+        started = time.monotonic()
+        await session.call_tool("incr", {"key": "undelayed"})
+        assert time.monotonic() - started < 0.4
+        started = time.monotonic()
+        await session.call_tool("echo", {"text": "slow"})
+        assert time.monotonic() - started >= 0.4
+        srv.delay("echo", 0)
+        started = time.monotonic()
+        await session.call_tool("echo", {"text": "fast"})
+        assert time.monotonic() - started < 0.4
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+@pytest.mark.timeout(60)
+def test_stop_start_kill_and_down(mcp_fault_server: FaultServer) -> None:
+    srv = mcp_fault_server
+    port = srv.port
+    assert srv.stop() == 0  # graceful SIGTERM shutdown exits 0
+    assert not srv.running
+    assert srv.stop() is None  # nothing left to stop
+    with pytest.raises(urllib.error.URLError) as refused:
+        raw_post(srv.url, INITIALIZE)
+    assert isinstance(refused.value.reason, ConnectionRefusedError)
+    srv.start()
+    assert srv.port == port
+    assert raw_post(srv.url, INITIALIZE)[0] == 200
+    with pytest.raises(FaultServerError, match="already running"):
+        srv.start()
+    assert srv.kill() == -signal.SIGKILL
+    srv.restart(down_for=0.1)
+    assert srv.running
+    assert raw_post(srv.url, INITIALIZE)[0] == 200
+
+
+@pytest.mark.timeout(60)
+def test_start_failure_reports_the_server_log(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        srv = FaultServer(port=taken.getsockname()[1], state_dir=tmp_path)
+        with pytest.raises(FaultServerError, match="cannot bind"):
+            srv.start()
+        assert not srv.running
+    assert (tmp_path / "server.log").exists()  # a caller's state dir is kept
+
+
+def test_controller_validates_its_arguments() -> None:
+    with pytest.raises(ValueError, match="stale_style"):
+        FaultServer(stale_style="php")
+    with pytest.raises(ValueError, match="transport"):
+        FaultServer(transport="sse")  # type: ignore[arg-type]
+    srv = FaultServer(transport="stdio")
+    try:
+        with pytest.raises(FaultServerError, match="stdio"):
+            srv.start()
+        with pytest.raises(ValueError, match="when"):
+            srv.kill_during_next_call(when="during")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="style"):
+            srv.set_stale_style("php")
+    finally:
+        srv.close()
+    assert not srv.state_dir.exists()
+    with pytest.raises(FaultServerError, match="transport='stdio'"):
+        FaultServer().stdio_parameters()
+
+
+# --------------------------------------------------------------------------- stdio
+
+
+@pytest.mark.timeout(60)
+async def test_stdio_transport(mcp_stdio_fault_server: FaultServer) -> None:
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    srv = mcp_stdio_fault_server
+    params = srv.stdio_parameters()
+    assert params.args[:2] == ["-m", "mcp_hooks.testing.server"]
+    async with stdio_client(srv.stdio_server_parameters()) as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        echoed = text_of(await session.call_tool("echo", {"text": "over stdio"}))
+        assert text_of(await session.call_tool("incr", {})) == "1"
+        assert text_of(await session.call_tool("incr", {})) == "2"
+        assert pid_of(echoed) == srv.pid  # read from the state dir: the client spawned it
+        srv.delay("echo", 0.3)  # controls work over stdio too
+        started = time.monotonic()
+        await session.call_tool("echo", {"text": "late"})
+        assert time.monotonic() - started >= 0.3
+    assert srv.executions("incr") == 2
+    assert srv.counter() == 2
+
+
+# --------------------------------------------------------------------------- the pytest plugin
+
+
+def test_pytest_plugin_fixtures_stop_their_servers(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(
+        """
+        import os
+
+        def test_uses_servers(mcp_fault_server, mcp_fault_server_factory, mcp_stdio_fault_server):
+            other = mcp_fault_server_factory(stale_style="go")
+            assert mcp_fault_server.running and other.running
+            assert mcp_stdio_fault_server.transport == "stdio"
+            with open(os.environ["PIDS_FILE"], "w") as fh:
+                fh.write(f"{mcp_fault_server.pid} {other.pid} {mcp_stdio_fault_server.state_dir}")
+        """
+    )
+    pids_file = pytester.path / "pids.txt"
+    monkeypatch.setenv("PIDS_FILE", str(pids_file))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
+    result.assert_outcomes(passed=1)
+    first, second, stdio_dir = pids_file.read_text().split()
+    for pid in (int(first), int(second)):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not Path(stdio_dir).exists()
