@@ -52,7 +52,7 @@ DRAIN_GRACE = 1.0
 REBUILD_ATTEMPT = 10.0
 #: Backoff of background healing while the server is down.
 HEAL_BACKOFF_INITIAL = 0.1
-HEAL_BACKOFF_MAX = 5.0
+HEAL_BACKOFF_MAX = 2.0
 
 # Set on the failure path of a call, read by the rebuild it asks for (same task).
 _failed_generation: contextvars.ContextVar[int] = contextvars.ContextVar("mcp_hooks_failed_generation", default=0)

@@ -217,16 +217,23 @@ class StdioParameters:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def _package_root() -> str:
-    """The directory holding the ``mcp_hooks`` package, so the child finds it even if not installed."""
-    return str(Path(__file__).resolve().parents[2])
+def _package_root() -> str | None:
+    """The source tree holding ``mcp_hooks``, so a child finds it even where it is not installed.
+
+    None for an installed copy: putting a ``site-packages`` on another interpreter's path would
+    hand it this environment's ``mcp`` too.
+    """
+    root = Path(__file__).resolve().parents[2]
+    return None if root.name in ("site-packages", "dist-packages") else str(root)
 
 
 def _child_env(base: dict[str, str] | None = None) -> dict[str, str]:
     env: dict[str, str] = {} if base is None else dict(base)
-    existing = os.environ.get("PYTHONPATH", "")
-    parts = [_package_root(), *(p for p in existing.split(os.pathsep) if p)]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    existing = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    root = _package_root()
+    parts = existing if root is None else [root, *existing]
+    if parts:
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
     return env
 
 
@@ -263,6 +270,11 @@ class FaultServer:
             assert srv.executions("incr") == 1
 
     Every wait is bounded; only the process this object started is ever signalled.
+
+    The API is synchronous. In an async test, a plain ``srv.restart()`` holds the event loop for
+    the restart (the client only notices afterwards); to let in-flight calls see the server go
+    away while it happens, run it in a thread: ``await asyncio.to_thread(srv.restart)``.
+    With ``python=`` another interpreter (another venv, another ``mcp`` major) runs the server.
     """
 
     def __init__(

@@ -9,13 +9,20 @@ A test then reads::
             await session.call_tool("echo", {"text": "hi"})
         assert mcp_fault_server.executions("incr") == 1
 
+Options for ``mcp_fault_server`` come from a marker or an indirect parameter::
+
+    @pytest.mark.mcp_fault_server(json_response=True, stale_style="typescript")
+    def test_something(mcp_fault_server): ...
+
+When a test fails, the tail of each of its servers' logs is added to the failure report.
+
 This module is imported by every pytest run where mcp-hooks is installed, so it imports nothing
 heavy: the controller (stdlib only) is imported when a fixture is first used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,16 +32,37 @@ if TYPE_CHECKING:
 
 __all__ = ["mcp_fault_server", "mcp_fault_server_factory", "mcp_stdio_fault_server"]
 
+_SERVERS = pytest.StashKey[list["FaultServer"]]()
+_LOG_TAIL_CHARS = 3000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "mcp_fault_server(**options): FaultServer keyword arguments for the mcp_fault_server fixture",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if report.failed and report.when in ("setup", "call"):
+        for server in item.stash.get(_SERVERS, []):
+            tail = server.files.tail_log(_LOG_TAIL_CHARS)
+            if tail:
+                report.sections.append((f"mcp fault server log ({server.state_dir})", tail))
+    return report
+
 
 @pytest.fixture
-def mcp_fault_server_factory() -> Iterator[Callable[..., FaultServer]]:
+def mcp_fault_server_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., FaultServer]]:
     """A callable taking ``FaultServer`` keyword arguments and returning a started server.
 
     Every server it made is stopped (and its temporary state directory removed) at teardown.
     """
     from mcp_hooks.testing.controller import FaultServer
 
-    servers: list[FaultServer] = []
+    servers = request.node.stash.setdefault(_SERVERS, [])
 
     def make(**kwargs: Any) -> FaultServer:
         server = FaultServer(**kwargs)
@@ -46,21 +74,35 @@ def mcp_fault_server_factory() -> Iterator[Callable[..., FaultServer]]:
     try:
         yield make
     finally:
-        errors: list[BaseException] = []
+        errors: list[Exception] = []
         for server in reversed(servers):
             try:
                 server.kill()  # nothing to wait for: SIGKILL is as good as a graceful stop here
                 server.close()
             except Exception as exc:  # close the others, then report
                 errors.append(exc)
+        servers.clear()
         if errors:
             raise errors[0]
 
 
+def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    marker = request.node.get_closest_marker("mcp_fault_server")
+    if marker is not None:
+        options.update(marker.kwargs)
+    param = getattr(request, "param", None)
+    if isinstance(param, dict):
+        options.update(param)
+    return options
+
+
 @pytest.fixture
-def mcp_fault_server(mcp_fault_server_factory: Callable[..., FaultServer]) -> FaultServer:
+def mcp_fault_server(
+    request: pytest.FixtureRequest, mcp_fault_server_factory: Callable[..., FaultServer]
+) -> FaultServer:
     """A started streamable-HTTP fault server (``.url``), stopped after the test."""
-    return mcp_fault_server_factory()
+    return mcp_fault_server_factory(**_options(request))
 
 
 @pytest.fixture

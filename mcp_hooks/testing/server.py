@@ -47,7 +47,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mcp_hooks.testing.controller import HEALTH_PATH, STALE_STYLES, StateFiles
 
@@ -126,11 +126,12 @@ class FaultState:
         self.files.update_controls(change)
         return taken[0] if taken else None
 
-    def die(self, tool: str, when: str) -> None:
+    def die(self, tool: str, when: str) -> NoReturn:
         logger.warning("SIGKILL: armed kill %s tool %r (pid %d)", when, tool, self.pid)
         for handler in logging.getLogger().handlers:
             handler.flush()
         os.kill(self.pid, signal.SIGKILL)
+        os._exit(137)  # pragma: no cover - not reached: SIGKILL cannot be caught
 
     async def begin(self, tool: str) -> bool:
         """Run the controls for one execution of ``tool``; returns True if it must die after it."""
@@ -591,5 +592,14 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("stopped (pid %d)", os.getpid())
 
 
+def _exit_now(code: int) -> None:
+    """Flush and leave without tearing down the interpreter (a third of a second with mcp loaded)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
-
 
 from mcp_hooks.connection import MCP_MAJOR
 
@@ -71,3 +71,22 @@ def revive_after_death(srv: Any, timeout: float = 20.0) -> asyncio.Task[Any]:
 
 def kill_pid(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
+
+
+if sys.version_info >= (3, 11):
+    from builtins import BaseExceptionGroup
+else:  # pragma: no cover - anyio's backport on 3.10
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = [
+    "SESSIONS",
+    "BaseExceptionGroup",
+    "child_pids",
+    "fd_count",
+    "kill_pid",
+    "other_tasks",
+    "revive_after_death",
+    "settle_tasks",
+    "text",
+    "value",
+]

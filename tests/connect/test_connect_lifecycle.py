@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from connect_helpers import SESSIONS, child_pids, fd_count, settle_tasks, value
+from connect_helpers import SESSIONS, BaseExceptionGroup, child_pids, fd_count, settle_tasks, value
 
 import mcp_hooks
 from mcp_hooks.connection import MCP_MAJOR

@@ -207,25 +207,25 @@ async def test_tools_annotations_counters_and_tool_errors(mcp_fault_server: Faul
 
 @needs_404_sdk
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-async def test_restart_loses_the_session_and_a_new_one_works(mcp_fault_server: FaultServer, sig: int) -> None:
+async def test_restart_loses_the_session_and_a_new_one_works(mcp_fault_server: FaultServer) -> None:
     srv = mcp_fault_server
-    port, first_pid = srv.port, srv.pid
-    async with open_session(srv.url) as session:
-        assert pid_of(text_of(await session.call_tool("echo", {"text": "a"}))) == first_pid
-        await session.call_tool("incr", {})
-        srv.restart(sig=sig)
-        assert srv.port == port
-        assert srv.pid != first_pid
-        with pytest.raises(SDK_ERROR) as caught:
-            await session.call_tool("echo", {"text": "b"})
-        assert code_and_message(caught.value) == PYTHON_SESSION_LOSS
-        with pytest.raises(SDK_ERROR):  # the SDK never recovers by itself
-            await session.call_tool("echo", {"text": "c"})
+    port = srv.port
+    for round_, sig in enumerate((signal.SIGTERM, signal.SIGKILL), start=1):
+        async with open_session(srv.url) as session:
+            old_pid = pid_of(text_of(await session.call_tool("echo", {"text": "a"})))
+            assert old_pid == srv.pid
+            assert text_of(await session.call_tool("incr", {})) == str(round_)  # the counter survives
+            srv.restart(sig=sig)
+            assert srv.port == port
+            assert srv.pid != old_pid
+            with pytest.raises(SDK_ERROR) as caught:
+                await session.call_tool("echo", {"text": "b"})
+            assert code_and_message(caught.value) == PYTHON_SESSION_LOSS
+            with pytest.raises(SDK_ERROR):  # the SDK never recovers by itself
+                await session.call_tool("echo", {"text": "c"})
     async with open_session(srv.url) as session:
         assert pid_of(text_of(await session.call_tool("echo", {"text": "d"}))) == srv.pid
-        assert text_of(await session.call_tool("incr", {})) == "2"  # the counter survived the restart
-    assert srv.executions("echo") == 2  # the rejected calls never reached the tool
+    assert srv.executions("echo") == 3  # the rejected calls never reached the tool
     assert srv.executions("incr") == 2
 
 
@@ -275,28 +275,42 @@ async def test_expired_session_in_a_foreign_style_as_the_client_sees_it(live_ser
 
 @pytest.mark.skipif(MCP_MAJOR < 2, reason="mcp.Client(mode=...) is the 2.x client")
 @pytest.mark.timeout(60)
-async def test_legacy_client_of_2x_sees_the_restart(mcp_fault_server: FaultServer) -> None:
+async def test_legacy_client_of_2x_sees_the_lost_session(live_server: FaultServer) -> None:
     from mcp import Client
 
-    srv = mcp_fault_server
+    srv = live_server
     async with Client(srv.url, mode="legacy", read_timeout_seconds=10) as client:
         await client.call_tool("echo", {"text": "a"})
-        srv.restart()
+        srv.expire_sessions()
         with pytest.raises(SDK_ERROR) as caught:
             await client.call_tool("echo", {"text": "b"})
         assert code_and_message(caught.value) == (-32600, "Session not found")
 
 
-@needs_404_sdk
+@pytest.mark.skipif(MCP_MAJOR < 2, reason="the 2026-07-28 protocol is negotiated by the 2.x client")
 @pytest.mark.timeout(60)
-async def test_json_response_mode_restart(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
-    srv = mcp_fault_server_factory(json_response=True)
+async def test_default_2x_client_has_no_session_to_lose(mcp_fault_server: FaultServer) -> None:
+    from mcp import Client
+
+    srv = mcp_fault_server
+    async with Client(srv.url, read_timeout_seconds=10) as client:  # mode="auto": session-less
+        first = pid_of(text_of(await client.call_tool("echo", {"text": "a"})))
+        srv.restart()
+        second = pid_of(text_of(await client.call_tool("echo", {"text": "b"})))
+    assert first != second == srv.pid
+
+
+@pytest.mark.skipif(not os.environ.get("MCP_FAULT_OTHER_PYTHON"), reason="set MCP_FAULT_OTHER_PYTHON")
+@pytest.mark.timeout(60)
+async def test_server_under_another_interpreter(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
+    """E.g. MCP_FAULT_OTHER_PYTHON=/path/to/mcp1-venv/bin/python: this client, the other SDK's server."""
+    srv = mcp_fault_server_factory(python=os.environ["MCP_FAULT_OTHER_PYTHON"])
     async with open_session(srv.url) as session:
-        await session.call_tool("echo", {"text": "a"})
+        assert pid_of(text_of(await session.call_tool("echo", {"text": "a"}))) == srv.pid
         srv.restart()
         with pytest.raises(SDK_ERROR) as caught:
             await session.call_tool("echo", {"text": "b"})
-        assert code_and_message(caught.value) == PYTHON_SESSION_LOSS
+    assert "Session" in code_and_message(caught.value)[1]
 
 
 @pytest.mark.timeout(60)
@@ -310,21 +324,22 @@ async def test_stateless_server_has_no_session_to_lose(mcp_fault_server_factory:
 
 
 @pytest.mark.timeout(60)
-async def test_sdk_idle_timeout_expires_a_quiet_session(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
-    srv = mcp_fault_server_factory(idle_timeout=0.4)
+def test_sdk_idle_timeout_and_the_command_line_style(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
+    srv = mcp_fault_server_factory(idle_timeout=0.4, stale_style="gone-410")
+    check_stale_answer("gone-410", *raw_post(srv.url, TOOLS_LIST, session_id="bogus")[:3])
     quiet = raw_session(srv.url)
     busy = raw_session(srv.url)
     deadline = time.monotonic() + 0.9
     while time.monotonic() < deadline:  # keep one session busy, let the other idle out
         assert raw_post(srv.url, TOOLS_LIST, session_id=busy)[0] == 200
         time.sleep(0.2)
-    status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id=quiet)
-    check_stale_answer("python", status, content_type, body)
+    # the SDK expired the quiet session; its 404 is answered in the configured style
+    check_stale_answer("gone-410", *raw_post(srv.url, TOOLS_LIST, session_id=quiet)[:3])
     assert raw_post(srv.url, TOOLS_LIST, session_id=busy)[0] == 200
-    # a session the SDK expired is answered in the configured style too
-    srv.set_stale_style("typescript")
-    status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id=quiet)
-    check_stale_answer("typescript", status, content_type, body)
+    srv.set_stale_style("python")  # the control file wins over the command line...
+    check_stale_answer("python", *raw_post(srv.url, TOOLS_LIST, session_id=quiet)[:3])
+    srv.clear_controls()  # ...until cleared
+    check_stale_answer("gone-410", *raw_post(srv.url, TOOLS_LIST, session_id=quiet)[:3])
 
 
 # --------------------------------------------------------------------------- stale styles on the wire
@@ -359,17 +374,6 @@ def test_deleted_session_is_stale(live_server: FaultServer) -> None:
     check_stale_answer("go", status, content_type, body)
 
 
-@pytest.mark.timeout(60)
-def test_stale_style_from_the_command_line(mcp_fault_server_factory: Callable[..., FaultServer]) -> None:
-    srv = mcp_fault_server_factory(stale_style="gone-410")
-    status, content_type, body, _ = raw_post(srv.url, TOOLS_LIST, session_id="bogus")
-    check_stale_answer("gone-410", status, content_type, body)
-    srv.set_stale_style("bare-404")  # the control file wins over the command line
-    check_stale_answer("bare-404", *raw_post(srv.url, TOOLS_LIST, session_id="bogus")[:3])
-    srv.clear_controls()
-    check_stale_answer("gone-410", *raw_post(srv.url, TOOLS_LIST, session_id="bogus")[:3])
-
-
 # --------------------------------------------------------------------------- kills
 
 
@@ -401,21 +405,29 @@ async def test_kill_after_the_call_ran(mcp_fault_server: FaultServer) -> None:
 
 
 @pytest.mark.timeout(60)
-async def test_kill_before_the_call_ran_json_response(
+async def test_json_response_kill_before_the_call_ran_and_restart(
     mcp_fault_server_factory: Callable[..., FaultServer],
 ) -> None:
     srv = mcp_fault_server_factory(json_response=True)
-    with pytest.raises(BaseExceptionGroup) as caught:  # noqa: PT012 - the group comes out of the async with
+    with pytest.raises(BaseExceptionGroup) as caught:  # the group comes out of the async with
         async with open_session(srv.url) as session:
             await session.call_tool("echo", {"text": "a"})
             srv.kill_during_next_call(when="before")
             await session.call_tool("incr", {})  # cancelled by the transport's teardown
     # no response headers were sent: the transport crashes (both majors), research/mcp_sdk.md §3.3
-    leaves = caught.value.exceptions
-    assert [type(e).__name__ for e in leaves] == ["RemoteProtocolError"]
+    assert [type(e).__name__ for e in caught.value.exceptions] == ["RemoteProtocolError"]
     assert srv.wait_exit(timeout=10) == -signal.SIGKILL
     assert srv.executions("incr") == 0
     assert srv.counter() == 0
+    # the same restart behaviour as with SSE responses
+    srv.start()
+    async with open_session(srv.url) as session:
+        await session.call_tool("echo", {"text": "b"})
+        srv.restart()
+        with pytest.raises(SDK_ERROR) as caught_loss:
+            await session.call_tool("echo", {"text": "c"})
+    if not OLD_PYTHON_SDK:
+        assert code_and_message(caught_loss.value) == PYTHON_SESSION_LOSS
 
 
 @pytest.mark.timeout(60)
@@ -525,8 +537,12 @@ async def test_stdio_transport(mcp_stdio_fault_server: FaultServer) -> None:
         started = time.monotonic()
         await session.call_tool("echo", {"text": "late"})
         assert time.monotonic() - started >= 0.3
-    assert srv.executions("incr") == 2
-    assert srv.counter() == 2
+        srv.kill_during_next_call("incr")  # SIGKILL over stdio: the client sees its pipe close
+        with pytest.raises(SDK_ERROR) as caught:
+            await session.call_tool("incr", {})
+        assert code_and_message(caught.value) == (-32000, "Connection closed")
+    assert srv.executions("incr") == 3
+    assert srv.counter() == 3
 
 
 # --------------------------------------------------------------------------- the pytest plugin
@@ -536,21 +552,25 @@ def test_pytest_plugin_fixtures_stop_their_servers(pytester: pytest.Pytester, mo
     pytester.makepyfile(
         """
         import os
+        import pytest
 
-        def test_uses_servers(mcp_fault_server, mcp_fault_server_factory, mcp_stdio_fault_server):
-            other = mcp_fault_server_factory(stale_style="go")
-            assert mcp_fault_server.running and other.running
+        @pytest.mark.mcp_fault_server(stale_style="go")
+        def test_fails_on_purpose(mcp_fault_server, mcp_fault_server_factory, mcp_stdio_fault_server):
+            assert mcp_fault_server.running and mcp_fault_server.stale_style == "go"
             assert mcp_stdio_fault_server.transport == "stdio"
             with open(os.environ["PIDS_FILE"], "w") as fh:
-                fh.write(f"{mcp_fault_server.pid} {other.pid} {mcp_stdio_fault_server.state_dir}")
+                fh.write(f"{mcp_fault_server.pid} {mcp_fault_server.state_dir} {mcp_stdio_fault_server.state_dir}")
+            assert False, "on purpose"
         """
     )
     pids_file = pytester.path / "pids.txt"
     monkeypatch.setenv("PIDS_FILE", str(pids_file))
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
-    result.assert_outcomes(passed=1)
-    first, second, stdio_dir = pids_file.read_text().split()
-    for pid in (int(first), int(second)):
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
+    result.assert_outcomes(failed=1)
+    # the failure report carries the tail of the server's log
+    result.stdout.fnmatch_lines(["*mcp fault server log*", "*listening on http://127.0.0.1:*"])
+    pid, http_dir, stdio_dir = pids_file.read_text().split()
+    with pytest.raises(ProcessLookupError):  # stopped at teardown
+        os.kill(int(pid), 0)
+    assert not Path(http_dir).exists()
     assert not Path(stdio_dir).exists()
