@@ -419,6 +419,8 @@ async def test_json_response_kill_before_the_call_ran_and_restart(
     assert srv.wait_exit(timeout=10) == -signal.SIGKILL
     assert srv.executions("incr") == 0
     assert srv.counter() == 0
+    if OLD_PYTHON_SDK:
+        return
     # the same restart behaviour as with SSE responses
     srv.start()
     async with open_session(srv.url) as session:
@@ -426,8 +428,7 @@ async def test_json_response_kill_before_the_call_ran_and_restart(
         srv.restart()
         with pytest.raises(SDK_ERROR) as caught_loss:
             await session.call_tool("echo", {"text": "c"})
-    if not OLD_PYTHON_SDK:
-        assert code_and_message(caught_loss.value) == PYTHON_SESSION_LOSS
+    assert code_and_message(caught_loss.value) == PYTHON_SESSION_LOSS
 
 
 @pytest.mark.timeout(60)
