@@ -52,8 +52,7 @@ class OutcomeUncertain(Exception):
         msg = (
             f"outcome uncertain: the connection to MCP server {server} was lost while {what} was in "
             "flight, so it may or may not have run. It was not sent again because it is not known to "
-            "be safe to repeat. The connection has been restored: check whether the action took effect "
-            "before trying it again."
+            "be safe to repeat: check whether the action took effect before trying it again."
         )
         if reason:
             msg += f" ({reason})"

@@ -486,6 +486,8 @@ def _run_sync(thunk: Callable[[], Any], timeout: float | None) -> tuple[bool, An
             try:
                 return True, result.result(timeout=None if timeout is None else max(0.001, timeout))
             except concurrent.futures.TimeoutError:
+                if result.done():
+                    raise  # the rebuild itself failed with a TimeoutError: a real failure, not the deadline
                 result.cancel()
                 return False, RebuildTimeout("the rebuild outlasted the call's deadline")
         if inspect.isawaitable(result):
@@ -513,9 +515,12 @@ def _await_blocking(awaitable: Awaitable[Any], timeout: float | None) -> Any:
     async def bounded() -> Any:
         if timeout is None:
             return await awaitable
-        try:
-            return await asyncio.wait_for(_as_coroutine(awaitable), max(0.001, timeout))
-        except asyncio.TimeoutError:
-            raise RebuildTimeout("the rebuild outlasted the call's deadline") from None
+        task = asyncio.ensure_future(awaitable)
+        done, _ = await asyncio.wait({task}, timeout=max(0.001, timeout))
+        if not done:  # only the deadline, never a TimeoutError raised by the rebuild itself
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+            raise RebuildTimeout("the rebuild outlasted the call's deadline")
+        return task.result()
 
     return asyncio.run(bounded())
