@@ -151,7 +151,7 @@ class CallDescriber:
     def server_for(self, owner: Any) -> str:
         if self.policy.server is not None or owner is None:
             return self.default_server
-        for attr in ("server_name", "name", "url"):
+        for attr in ("url", "server_url", "server_name", "name"):
             value = getattr(owner, attr, None)
             if isinstance(value, str) and value:
                 return value

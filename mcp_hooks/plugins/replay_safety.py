@@ -20,11 +20,12 @@ from ..hookspecs import hookimpl
 
 ENV_ALLOW_LIST = "MCP_HOOKS_REPLAY_SAFE_TOOLS"
 
+# snake_case first: mcp 2.x names; some libraries mark the camelCase aliases deprecated there.
 _HINT_SPELLINGS = {
-    "readOnlyHint": ("readOnlyHint", "read_only_hint"),
-    "idempotentHint": ("idempotentHint", "idempotent_hint"),
-    "destructiveHint": ("destructiveHint", "destructive_hint"),
-    "openWorldHint": ("openWorldHint", "open_world_hint"),
+    "readOnlyHint": ("read_only_hint", "readOnlyHint"),
+    "idempotentHint": ("idempotent_hint", "idempotentHint"),
+    "destructiveHint": ("destructive_hint", "destructiveHint"),
+    "openWorldHint": ("open_world_hint", "openWorldHint"),
 }
 
 
