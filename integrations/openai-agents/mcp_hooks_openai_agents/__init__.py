@@ -1,0 +1,461 @@
+"""mcp-hooks for openai-agents: MCP servers that survive a server restart or a lost session.
+
+Turn it on once, before the servers connect::
+
+    import mcp_hooks
+    mcp_hooks.instrument("openai-agents")
+
+Then every ``MCPServerStreamableHttp``, ``MCPServerSse`` and ``MCPServerStdio`` recovers by openai-agents'
+own means (``await server.cleanup(); await server.connect()``) when its session is lost, once for all
+the tool calls that failed together, and replays a call only when that is safe: the server refused it
+before running it, or the tool is annotated read-only or idempotent. A write lost in flight raises
+:class:`mcp_hooks.OutcomeUncertain` (which openai-agents wraps in its ``AgentsException`` and shows to the
+model) instead of running twice.
+
+What is wrapped (``agents.mcp.server``, patched where the names live, at import time if needed):
+
+- ``_MCPServerWithClientSession.call_tool`` and its override ``MCPServerStreamableHttp.call_tool``, and
+  ``_MCPServerWithClientSession.list_tools`` (a read, always safe to replay): detect, reconnect, replay.
+  ``MCPUtil.to_function_tool`` binds ``MCPUtil.invoke_mcp_tool`` early, but that looks ``server.call_tool``
+  up on every call, so tools made before ``instrument()`` are covered too.
+- ``_MCPServerWithClientSession.connect`` and ``.cleanup``: run in one long-lived owner task per server
+  (see :mod:`._owner`), so a reconnect never enters an mcp 1.x transport in a per-call task.
+- ``MCPServerStreamableHttp.create_streams`` (mcp 1.x only): the HTTP transport is watched, so a call
+  whose server died mid-answer fails at once instead of hanging (see :mod:`._watch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterable
+from typing import Any
+
+import wrapt
+
+import mcp_hooks
+from mcp_hooks import ToolCall, hookimpl
+from mcp_hooks.plugins.replay_safety import annotation_hint
+
+from . import _owner
+
+__all__ = [
+    "FRAMEWORK",
+    "IN_FLIGHT_MESSAGE",
+    "REFUSED_MARK",
+    "OpenAIAgentsIntegration",
+    "configure",
+    "is_reconnect_supported",
+    "mcp_hooks_integration",
+    "reconnect_count",
+]
+
+log = logging.getLogger("mcp_hooks")
+
+#: ``ToolCall.framework`` of the calls this shim wraps.
+FRAMEWORK = "openai-agents"
+SERVER_MODULE = "agents.mcp.server"
+_BASE = "_MCPServerWithClientSession"
+_HTTP = "MCPServerStreamableHttp"
+
+#: What ``instrument()`` wraps with the recovery of ``mcp_hooks.attach``.
+RECOVERY_TARGETS = (
+    f"{SERVER_MODULE}:{_BASE}.call_tool",
+    f"{SERVER_MODULE}:{_HTTP}.call_tool",
+    f"{SERVER_MODULE}:{_BASE}.list_tools",
+)
+
+#: Starts the message of the shim's answer to an mcp 1.x HTTP request that was never sent (see ``_watch``).
+REFUSED_MARK = "Connection refused: the request was not sent (mcp-hooks)"
+#: Starts the message of the shim's answer to an mcp 1.x HTTP request lost in flight (see ``_watch``).
+IN_FLIGHT_MESSAGE = "Connection closed: the connection broke before the answer arrived; the request may have run"
+
+#: openai-agents' own wording for a request that could not be sent (an HTTP ConnectError).
+_CONNECT_ERROR_TEXT = "Connection lost. The server may have disconnected."
+_CONFIGURABLE = frozenset({"max_reconnects", "deadline", "replay_safe_tools"})
+
+
+# --- what the hooks need to know about an object ---------------------------------------------------------
+
+
+def _server_class() -> Any:
+    module = sys.modules.get(SERVER_MODULE)
+    return getattr(module, _BASE, None) if module is not None else None
+
+
+def is_reconnect_supported(server: Any) -> bool:
+    """Whether ``server`` is an openai-agents MCP server this shim can reconnect."""
+    cls = _server_class()
+    return cls is not None and isinstance(server, cls)
+
+
+def reconnect_count(server: Any) -> int:
+    """How many times the shim rebuilt the session of ``server`` (successful rebuilds)."""
+    state = _owner.peek(server)
+    return state.reconnects if state is not None else 0
+
+
+def _walk(error: BaseException, budget: int = 64) -> Iterable[BaseException]:
+    """``error``, its causes and group members (not ``__context__``: what was being handled says nothing)."""
+    queue: deque[BaseException] = deque((error,))
+    seen = {id(error)}
+    while queue and budget > 0:
+        budget -= 1
+        node = queue.popleft()
+        yield node
+        members = getattr(node, "exceptions", None)
+        children = [node.__cause__, *(members if isinstance(members, (list, tuple)) else ())]
+        for child in children:
+            if isinstance(child, BaseException) and id(child) not in seen:
+                seen.add(id(child))
+                queue.append(child)
+
+
+def _never_sent(error: BaseException) -> bool:
+    """The request could not reach the server: the shim's own answer (mcp 1.x HTTP) or openai-agents'."""
+    for node in _walk(error):
+        try:
+            text = str(node)
+        except Exception:  # a broken __str__ says nothing
+            continue
+        if REFUSED_MARK in text or (_CONNECT_ERROR_TEXT in text and type(node).__name__ == "UserError"):
+            return True
+    return False
+
+
+def _annotations(server: Any, tool: str | None) -> Any:
+    """The tool's MCP annotations from the tool list the server already holds (no request)."""
+    if tool is None:
+        return None
+    tools = getattr(server, "_tools_list", None)
+    if not isinstance(tools, list):
+        return None
+    for item in tools:
+        if getattr(item, "name", None) == tool:
+            return getattr(item, "annotations", None)
+    return None
+
+
+# --- hooks ----------------------------------------------------------------------------------------------
+
+
+@hookimpl
+def should_reconnect(call: ToolCall, error: BaseException) -> bool | None:
+    """Never for a server its user closed (or never opened); yes when the request could not be sent."""
+    if call.framework != FRAMEWORK or not is_reconnect_supported(call.owner):
+        return None
+    state = _owner.peek(call.owner)
+    wanted = state.wanted if state is not None else None
+    if wanted is False or (wanted is None and getattr(call.owner, "session", None) is None):
+        return False  # "Server not initialized" because nobody connected it: the user's error, not a loss
+    if _connected_elsewhere(call.owner, state):
+        _warn_connected_elsewhere(call.owner, _owner.state_of(call.owner))
+        return False
+    if _never_sent(error):
+        return True
+    return None
+
+
+@hookimpl
+def is_replay_safe(call: ToolCall, error: BaseException) -> bool | None:
+    """Yes for listings, for requests never sent, and for tools the server's tool list marks repeatable."""
+    if call.framework != FRAMEWORK or not is_reconnect_supported(call.owner):
+        return None
+    if call.tool is None:
+        return True  # list_tools: a read
+    if _never_sent(error):
+        return True
+    annotations = call.annotations if call.annotations is not None else _annotations(call.owner, call.tool)
+    if annotation_hint(annotations, "readOnlyHint") or annotation_hint(annotations, "idempotentHint"):
+        return True
+    return None  # the built-in replay-safety plugin decides
+
+
+@hookimpl
+def reconnect(call: ToolCall) -> Any:
+    """``await server.cleanup(); await server.connect()``, in the server's owner task."""
+    server = call.owner
+    if not is_reconnect_supported(server):
+        return None
+    state = _owner.state_of(server)
+    return _owner.run_in_owner(server, state, lambda: _rebuild(server, state))
+
+
+def _mcp_v1() -> bool:
+    compat = sys.modules.get("agents.mcp._compat")
+    return compat is not None and not getattr(compat, "MCP_V2", True)
+
+
+def _connected_elsewhere(server: Any, state: _owner.OwnerState | None) -> bool:
+    """mcp 1.x: the open transport was entered by another task (the server connected before
+    ``instrument()``). Only that task can close it: closing it from the owner task would make anyio
+    cancel that task. So the shim leaves such a server alone until its user reconnects it."""
+    if getattr(server, "session", None) is None or not _mcp_v1():
+        return False
+    return state is None or not state.connected_by_owner
+
+
+def _warn_connected_elsewhere(server: Any, state: _owner.OwnerState) -> None:
+    if state.warned_elsewhere:
+        return
+    state.warned_elsewhere = True
+    log.warning(
+        "mcp_hooks: MCP server %r was connected before mcp_hooks.instrument('openai-agents'); under mcp 1.x "
+        "its transport can only be closed by the task that opened it, so it is not reconnected. Instrument "
+        "before connecting, or reconnect it once (cleanup() then connect()).",
+        getattr(server, "name", server),
+    )
+
+
+async def _rebuild(server: Any, state: _owner.OwnerState) -> bool:
+    if state.wanted is False:
+        return False  # closed by its user meanwhile: the replay meets "Server not initialized"
+    state.wanted = True
+    state.rebuilding = True
+    try:
+        await _settle_pending(server)
+        await server.cleanup()
+        await server.connect()
+    finally:
+        state.rebuilding = False
+    state.connected_by_owner = True
+    state.reconnects += 1
+    invalidate = getattr(server, "invalidate_tools_cache", None)
+    if callable(invalidate):
+        invalidate()  # the restarted server may offer other tools
+    return True
+
+
+#: How long requests still pending on a session being replaced may take to get their own answers.
+SETTLE_GRACE = 0.5
+
+
+async def _settle_pending(server: Any, grace: float = SETTLE_GRACE) -> None:
+    """Let the requests on ``server``'s old session finish before it is closed, then settle the rest.
+
+    Calls queued on openai-agents' request lock (it sends one request at a time over streamable HTTP)
+    go out on the old session and get their own answers, typically the 404 of a restarted server,
+    which proves the request did not run. Whatever is still pending after ``grace`` seconds is
+    answered "Connection closed" (lost in flight, replayed only if safe) by :func:`_settle_now`.
+    """
+    session = getattr(server, "session", None)
+    streams = getattr(session, "_response_streams", None)
+    lock = getattr(server, "_request_lock", None) if getattr(server, "_serialize_session_requests", False) else None
+
+    def busy() -> bool:
+        return bool(streams) or (lock is not None and lock.locked())
+
+    if grace > 0 and busy():
+        loop = asyncio.get_running_loop()
+        until = loop.time() + grace
+        while busy() and loop.time() < until:  # noqa: ASYNC110 - the SDK's tables have no event to wait on
+            await asyncio.sleep(0.01)
+    _settle_now(session)
+
+
+def _settle_now(session: Any) -> None:
+    """Answer every request still pending on an mcp 1.x ``session`` with "Connection closed" (no await).
+
+    mcp 1.x means to do this itself when a session closes, but with ``await`` inside the scope being
+    cancelled, so the answers never go out and the callers wait for their read timeout (forever
+    without one). mcp 2.x answers them itself, synchronously (and has no ``_response_streams``).
+    """
+    streams = getattr(session, "_response_streams", None)
+    if not isinstance(streams, dict) or not streams:
+        return
+    try:
+        from mcp.types import CONNECTION_CLOSED, ErrorData, JSONRPCError
+    except ImportError:  # not the 1.x shape after all
+        return
+    for request_id, stream in list(streams.items()):
+        try:
+            stream.send_nowait(
+                JSONRPCError(
+                    jsonrpc="2.0", id=request_id, error=ErrorData(code=CONNECTION_CLOSED, message="Connection closed")
+                )
+            )
+        except Exception as exc:  # already answered or closed
+            log.debug("mcp_hooks: settling request %r: %r", request_id, exc)
+
+
+# --- connect / cleanup in the owner task ----------------------------------------------------------------
+
+
+def _enabled() -> bool:
+    return mcp_hooks_integration.enabled
+
+
+def _warn_about_own_retries(server: Any, state: _owner.OwnerState) -> None:
+    attempts = getattr(server, "max_retry_attempts", 0)
+    if not attempts or state.warned_retries:
+        return
+    state.warned_retries = True
+    log.warning(
+        "mcp_hooks: MCP server %r has max_retry_attempts=%r: openai-agents then re-sends a call whose answer "
+        "was lost (over mcp 1.x HTTP, after its read timeout, in a fresh session), so a write may run twice "
+        "whatever mcp-hooks decides. Leave max_retry_attempts at 0: mcp-hooks reconnects and replays only "
+        "what is safe.",
+        getattr(server, "name", server),
+        attempts,
+    )
+
+
+async def _connect_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if not _enabled() or instance is None:
+        return await wrapped(*args, **kwargs)
+    state = _owner.state_of(instance)
+    if not state.rebuilding:
+        _warn_about_own_retries(instance, state)
+
+    async def connect() -> Any:
+        result = await wrapped(*args, **kwargs)
+        state.connected_by_owner = True
+        if not state.rebuilding:
+            state.wanted = True
+        return result
+
+    if _owner.in_owner(state):
+        return await connect()
+    return await _owner.run_in_owner(instance, state, connect)
+
+
+async def _cleanup_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    if not _enabled() or instance is None:
+        return await wrapped(*args, **kwargs)
+    state = _owner.peek(instance)
+    if state is None:
+        return await wrapped(*args, **kwargs)
+    inside = _owner.in_owner(state)
+    if not (inside and state.rebuilding):
+        state.wanted = False  # the user closes it: never reopen it behind their back
+    if inside:
+        _settle_now(getattr(instance, "session", None))  # mcp 1.x would leave them waiting forever
+        return await wrapped(*args, **kwargs)
+    if not state.owner_alive(asyncio.get_running_loop()):
+        _settle_now(getattr(instance, "session", None))
+        return await wrapped(*args, **kwargs)  # no owner holds a transport: close where it was opened
+
+    async def close() -> Any:
+        _settle_now(getattr(instance, "session", None))
+        return await wrapped(*args, **kwargs)
+
+    return await _owner.run_in_owner(instance, state, close)
+
+
+def _create_streams_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """mcp 1.x: build the HTTP client through a factory that watches its transport."""
+    if not _enabled() or not mcp_hooks_integration.watch_http or instance is None:
+        return wrapped(*args, **kwargs)
+    compat = sys.modules.get("agents.mcp._compat")
+    params = getattr(instance, "params", None)
+    if compat is None or getattr(compat, "MCP_V2", True) or not isinstance(params, dict):
+        return wrapped(*args, **kwargs)
+    from . import _watch
+
+    module = sys.modules[SERVER_MODULE]
+    inner = params.get("httpx_client_factory") or module._create_default_streamable_http_client
+    if getattr(inner, "__mcp_hooks_watching__", False):
+        return wrapped(*args, **kwargs)
+    instance.params = {**params, "httpx_client_factory": _watch.watch_factory(inner)}
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        instance.params = params
+
+
+_PATCHES = (
+    (_BASE, "connect", _connect_wrapper),
+    (_BASE, "cleanup", _cleanup_wrapper),
+    (_HTTP, "create_streams", _create_streams_wrapper),
+)
+
+
+# --- the integration ------------------------------------------------------------------------------------
+
+
+class OpenAIAgentsIntegration(mcp_hooks.Integration):
+    """The openai-agents shim: recovery on the MCP servers' calls, connect/cleanup in an owner task."""
+
+    name = FRAMEWORK
+    distribution = "openai-agents"
+    min_version = "0.24"
+    max_version = "1.0"
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: options for ``mcp_hooks.attach`` (see :func:`configure`)
+        self.options: dict[str, Any] = {}
+        #: watch the mcp 1.x HTTP transport (see :mod:`._watch`)
+        self.watch_http = True
+        self._patches: list[tuple[Any, str, Any, Any]] = []
+        self._import_hook = False
+        self._patch_lock = threading.RLock()
+
+    def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
+        return [(target, {**self.options, "framework": FRAMEWORK}) for target in RECOVERY_TARGETS]
+
+    def configure(self, **options: Any) -> None:
+        """Change the recovery options (``max_reconnects``, ``deadline``, ``replay_safe_tools``) and
+        ``watch_http``; applied at once when the shim is on."""
+        watch = options.pop("watch_http", None)
+        unknown = sorted(set(options) - _CONFIGURABLE)
+        if unknown:
+            raise TypeError(
+                f"configure: unknown option(s) {', '.join(map(repr, unknown))}; known: "
+                f"{', '.join(sorted(_CONFIGURABLE | {'watch_http'}))}"
+            )
+        from mcp_hooks.options import build_policy
+
+        merged = {**self.options, **options}
+        build_policy("mcp_hooks_openai_agents.configure", merged)  # raises naming a bad option
+        with self._lock:
+            self.options = merged
+            if watch is not None:
+                self.watch_http = bool(watch)
+            if self.enabled:  # re-attach the recovery with the new options; connect/cleanup stay
+                while self._handles:
+                    self._handles.pop().detach()
+                for target, attach_options in self.targets():
+                    self._handles.append(mcp_hooks.attach(target, **attach_options))
+
+    def _on(self) -> None:
+        module = sys.modules.get(SERVER_MODULE)
+        if module is not None:
+            self._patch(module, now=True)
+        elif not self._import_hook:
+            self._import_hook = True
+            wrapt.register_post_import_hook(self._patch, SERVER_MODULE)
+
+    def _patch(self, module: Any, now: bool = False) -> None:
+        with self._patch_lock:
+            if not now and not self.enabled:
+                return  # a post-import hook outlives uninstrument(): it must do nothing then
+            if self._patches:
+                return
+            for class_name, method, wrapper in _PATCHES:
+                cls = getattr(module, class_name)
+                original = vars(cls)[method]
+                patched: Any = wrapt.FunctionWrapper(original, wrapper)
+                patched._self_mcp_hooks_openai_agents = True
+                setattr(cls, method, patched)
+                self._patches.append((cls, method, original, patched))
+
+    def _off(self) -> None:
+        with self._patch_lock:
+            while self._patches:
+                cls, method, original, patched = self._patches.pop()
+                if vars(cls).get(method) is patched:
+                    setattr(cls, method, original)
+
+
+#: The shim's instance, found by ``mcp_hooks.instrument()`` through the entry point.
+mcp_hooks_integration = OpenAIAgentsIntegration()
+
+
+def configure(**options: Any) -> None:
+    """Recovery options for openai-agents' MCP servers: ``max_reconnects`` (default 3), ``deadline``
+    (seconds, default 30), ``replay_safe_tools`` (names always safe to replay), ``watch_http``."""
+    mcp_hooks_integration.configure(**options)
