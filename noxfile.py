@@ -40,7 +40,7 @@ def core_mcp2(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff (lint and format) and mypy --strict, under both mcp majors."""
-    session.install("-e", ".[lint]", MCP_LINES["mcp2"])
+    session.install("-e", ".[lint,test]", MCP_LINES["mcp2"])
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
