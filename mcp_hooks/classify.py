@@ -27,6 +27,7 @@ import dataclasses
 import enum
 import re
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
@@ -353,19 +354,29 @@ def _children(node: BaseException) -> list[BaseException]:
     return out
 
 
+def _walk(error: BaseException, budget: int) -> Iterator[BaseException]:
+    """The nodes of the error graph, nearest first, each once, at most ``budget`` of them (no recursion)."""
+    queue: deque[BaseException] = deque((error,))
+    seen = {id(error)}
+    visited = 0
+    while queue and visited < budget:
+        node = queue.popleft()
+        visited += 1
+        yield node
+        for child in _children(node):
+            if id(child) not in seen:
+                seen.add(id(child))
+                queue.append(child)
+
+
 def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
     """Judge ``error``: session loss before the request ran, in flight, interrupted, or none.
 
     Terminates on any graph (cycles included) after at most ``budget`` nodes, without recursion.
     """
-    queue: deque[BaseException] = deque((error,))
-    seen = {id(error)}
     best: Verdict | None = None
     marked: Verdict | None = None  # a mark anywhere outranks wording anywhere
-    visited = 0
-    while queue and visited < budget:
-        node = queue.popleft()
-        visited += 1
+    for node in _walk(error, budget):
         kind = _type_kind(type(node))
         if kind == _KIND_INTERRUPTED:
             return Verdict(Loss.INTERRUPTED, "InterruptedError: the user asked to stop", node)
@@ -377,10 +388,6 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
             judged = _judge(node, kind)
             if judged is not None:
                 best = Verdict(judged[0], judged[1], node)
-        for child in _children(node):
-            if id(child) not in seen:
-                seen.add(id(child))
-                queue.append(child)
     if marked is not None:
         return marked
     return best if best is not None else NOT_LOST
@@ -388,16 +395,4 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
 
 def is_interrupted(error: BaseException, *, budget: int = NODE_BUDGET) -> bool:
     """``True`` when an ``InterruptedError`` stands anywhere in the error graph (within the budget)."""
-    queue: deque[BaseException] = deque((error,))
-    seen = {id(error)}
-    visited = 0
-    while queue and visited < budget:
-        node = queue.popleft()
-        visited += 1
-        if isinstance(node, InterruptedError):
-            return True
-        for child in _children(node):
-            if id(child) not in seen:
-                seen.add(id(child))
-                queue.append(child)
-    return False
+    return any(isinstance(node, InterruptedError) for node in _walk(error, budget))

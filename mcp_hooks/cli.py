@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -166,9 +165,7 @@ async def _demo(transport: str, out: list[str], report: dict[str, Any]) -> bool:
             out.append("3. A write lost in flight: incr (not annotated safe to repeat), server killed mid-call")
             before = srv.executions("incr")
             srv.kill_during_next_call("incr", when="after")
-            revive = None if stdio else threading.Thread(target=_revive, args=(srv,), daemon=True)
-            if revive is not None:
-                revive.start()
+            revive = None if stdio else srv.revive_when_dead(timeout=10)
             ok, value, took = await _timed(session.call_tool("incr", {"key": "demo"}), 25)
             if revive is not None:
                 revive.join(15)
@@ -195,15 +192,6 @@ async def _demo(transport: str, out: list[str], report: dict[str, Any]) -> bool:
     out.append("Recovery verified." if recovered else "Recovery NOT verified: see above.")
     report["recovered"] = recovered
     return recovered
-
-
-def _revive(srv: Any) -> None:
-    """Bring the HTTP server back once it has killed itself mid-call (bounded)."""
-    deadline = time.monotonic() + 10
-    while srv.running and time.monotonic() < deadline:
-        time.sleep(0.02)
-    with contextlib.suppress(Exception):
-        srv.restart(signal.SIGKILL)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

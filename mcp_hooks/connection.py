@@ -37,7 +37,7 @@ import pluggy
 
 from .calls import ToolCall
 from .classify import Loss, SessionLostMark, classify, mark_session_lost
-from .engine import DEFAULT_DEADLINE, DEFAULT_MAX_RECONNECTS, RebuildTimeout, RecoveryPolicy, recover_async
+from .engine import DEFAULT_DEADLINE, DEFAULT_MAX_RECONNECTS, RebuildTimeout, RecoveryPolicy, add_note, recover_async
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
 
@@ -463,9 +463,10 @@ class ResilientSession:
     def _request_failed(self, link: _Link, request: Any, error: Exception, with_session: bool) -> None:
         if not with_session:
             return
-        if classify(error).loss is Loss.IN_FLIGHT and request.method == "POST":
+        loss = classify(error).loss
+        if loss is Loss.IN_FLIGHT and request.method == "POST":
             link.lost_in_flight = True
-        self._give_up_link(link, SessionLostMark(classify(error).loss, detail=f"{type(error).__name__}"))
+        self._give_up_link(link, SessionLostMark(loss, detail=type(error).__name__))
 
     # --- the owner task ------------------------------------------------------------------------------------
 
@@ -620,7 +621,7 @@ class ResilientSession:
             raise
         if error is not None:
             await self._close()
-            _add_note(error, f"mcp-hooks: opening the session to {self.server} failed")
+            add_note(error, f"mcp-hooks: opening the session to {self.server} failed")
             raise error
         if self._options.keepalive:
             self._keepalive_task = loop.create_task(self._keepalive(self._options.keepalive))
@@ -669,12 +670,6 @@ def _unwrap(error: BaseException) -> BaseException:
 def _describe(error: BaseException) -> str:
     error = _unwrap(error)
     return f"{type(error).__name__}: {error}"
-
-
-def _add_note(error: BaseException, note: str) -> None:
-    add_note = getattr(error, "add_note", None)
-    if add_note is not None:
-        add_note(note)
 
 
 @contextlib.asynccontextmanager

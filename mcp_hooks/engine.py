@@ -32,7 +32,7 @@ import pluggy
 
 from .calls import OutcomeUncertain, ToolCall
 from .classify import Loss, classify, is_interrupted
-from .manager import decide, notify, plugin_manager
+from .manager import decide, implementations, notify, plugin_manager
 
 __all__ = ["Gate", "RecoveryPolicy", "gate_for", "recover_async", "recover_sync"]
 
@@ -172,7 +172,8 @@ _RUN = "run"  # (thunk, timeout): call thunk, await what it returns -> (ok, valu
 _WAIT = "wait"  # (flight, timeout) -> bool: finished in time
 
 
-def _add_note(error: BaseException, note: str) -> None:
+def add_note(error: BaseException, note: str) -> None:
+    """PEP 678 ``add_note``, also on Python 3.10."""
     add_note = getattr(error, "add_note", None)
     if add_note is not None:
         add_note(note)
@@ -195,10 +196,7 @@ def _backoff(rebuilds: int) -> float:
 def _first_reconnect_result(pm: pluggy.PluginManager, call: ToolCall) -> Any:
     """The ``reconnect`` hook, firstresult. Unlike decision hooks, a raising implementation means the
     rebuild failed: that is an outcome the engine must see, not a plugin bug to hide."""
-    caller = pm.hook.reconnect
-    for impl in reversed(caller.get_hookimpls()):
-        if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
-            continue
+    for impl in implementations(pm, "reconnect"):
         result = impl.function(*[{"call": call}[arg] for arg in impl.argnames])
         if result is not None:
             return result
@@ -296,10 +294,11 @@ def _rebuild_once(
     failure: BaseException | None = None
     try:
         notify(pm, "on_reconnect", call=call, error=error)
+        verdict = classify(error)
         log.info(
             "mcp_hooks: session to %s lost (%s); rebuilding (tool %s, attempt %d)",
             call.server,
-            classify(error).reason,
+            verdict.reason if verdict.is_session_loss else f"a plugin said so: {type(error).__name__}",
             call.tool,
             call.attempt,
         )
@@ -365,7 +364,7 @@ def _give_up(
     rebuilds: int,
     elapsed: float,
 ) -> None:
-    _add_note(
+    add_note(
         error,
         f"mcp-hooks: the session to {call.server} was lost; {rebuilds} rebuild(s) tried in {elapsed:.2f} s "
         f"(at most {policy.max_reconnects} within a {policy.deadline:g} s deadline); giving up.",

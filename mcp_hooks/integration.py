@@ -47,6 +47,8 @@ class Integration:
 
     name: str = ""
     distribution: str = ""
+    #: distributions that ship the framework under other names, tried in this order (default: ``distribution``)
+    distributions: tuple[str, ...] = ()
     min_version: str = "0"
     max_version: str | None = None
 
@@ -61,10 +63,12 @@ class Integration:
         return [f"{self.distribution}{spec}"]
 
     def framework_version(self) -> str | None:
-        try:
-            return importlib.metadata.version(self.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+        for distribution in self.distributions or (self.distribution,):
+            try:
+                return importlib.metadata.version(distribution)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
 
     def check(self) -> str | None:
         """Why this shim cannot run here, or ``None`` when it can."""

@@ -217,7 +217,8 @@ def reset_plugin_manager() -> None:
         _default = None
 
 
-def _impls(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+def implementations(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+    """The non-wrapper implementations of a hook, in the order pluggy would call them."""
     caller = getattr(pm.hook, hook_name)
     # pluggy calls the last registered (and tryfirst) implementations first.
     return [
@@ -230,7 +231,7 @@ def _impls(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
 def decide(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Any:
     """Call a ``firstresult`` hook with error isolation: the first non-``None`` answer wins; an
     implementation that raises is logged and counts as no opinion."""
-    for impl in _impls(pm, hook_name):
+    for impl in implementations(pm, hook_name):
         try:
             result = impl.function(*[kwargs[arg] for arg in impl.argnames])
         except Exception:
@@ -244,7 +245,7 @@ def decide(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Any:
 def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
     """Call an observer hook on every implementation; one that raises is logged and skipped."""
     assert hook_name in OBSERVER_HOOKS, hook_name
-    for impl in _impls(pm, hook_name):
+    for impl in implementations(pm, hook_name):
         try:
             impl.function(*[kwargs[arg] for arg in impl.argnames])
         except Exception:

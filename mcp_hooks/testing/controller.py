@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -531,6 +532,37 @@ class FaultServer:
         """How many tool executions the server recorded (all processes, survives SIGKILL)."""
         records = self._files.execution_records()
         return sum(1 for r in records if tool is None or r.get("tool") == tool)
+
+    def executions_from_now(self) -> Callable[[str | None], int]:
+        """A counter of executions since this call: ``ran = srv.executions_from_now(); ...; ran("incr")``.
+
+        For servers shared between tests, where the totals carry over."""
+        base: dict[str, int] = {}
+        for record in self._files.execution_records():
+            name = str(record.get("tool"))
+            base[name] = base.get(name, 0) + 1
+        total = sum(base.values())
+
+        def ran(tool: str | None = None) -> int:
+            return self.executions(tool) - (total if tool is None else base.get(tool, 0))
+
+        return ran
+
+    def revive_when_dead(self, timeout: float = 30.0) -> threading.Thread:
+        """Start the server again, from a thread, once it has died by itself (an armed
+        ``kill_during_next_call``), so that a call waiting on it can recover. Bounded by ``timeout``;
+        ``join()`` the thread to wait for the new process."""
+
+        def run() -> None:
+            deadline = time.monotonic() + timeout
+            while self.running and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not self.running:
+                self.start()
+
+        thread = threading.Thread(target=run, name="mcp-fault-revive", daemon=True)
+        thread.start()
+        return thread
 
     def execution_pids(self, tool: str | None = None) -> list[int]:
         """The pid of the process behind each recorded execution, in order."""

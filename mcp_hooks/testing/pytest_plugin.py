@@ -30,7 +30,7 @@ import pytest
 if TYPE_CHECKING:
     from mcp_hooks.testing.controller import FaultServer
 
-__all__ = ["mcp_fault_server", "mcp_fault_server_factory", "mcp_stdio_fault_server"]
+__all__ = ["mcp_fault_server", "mcp_fault_server_factory", "mcp_shared_fault_server", "mcp_stdio_fault_server"]
 
 _SERVERS = pytest.StashKey[list["FaultServer"]]()
 _LOG_TAIL_CHARS = 3000
@@ -109,3 +109,23 @@ def mcp_fault_server(
 def mcp_stdio_fault_server(mcp_fault_server_factory: Callable[..., FaultServer]) -> FaultServer:
     """A stdio fault server: spawn it with ``.stdio_server_parameters()``; its state dir is ready."""
     return mcp_fault_server_factory(transport="stdio")
+
+
+@pytest.fixture(scope="module")
+def _mcp_fault_server_module() -> Iterator[FaultServer]:
+    from mcp_hooks.testing.controller import FaultServer
+
+    with FaultServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mcp_shared_fault_server(_mcp_fault_server_module: FaultServer) -> FaultServer:
+    """One streamable-HTTP fault server for the whole test module (starting one costs about a second),
+    handed to each test running and disarmed. Totals carry over between tests: count with
+    ``srv.executions_from_now()`` and use counter keys of the test's own."""
+    server = _mcp_fault_server_module
+    if not server.running:
+        server.start()
+    server.clear_controls()
+    return server

@@ -59,16 +59,6 @@ async def settle_tasks(timeout: float = 2.0) -> set[asyncio.Task[Any]]:
     return other_tasks()
 
 
-def revive_after_death(srv: Any, timeout: float = 20.0) -> asyncio.Task[Any]:
-    """A task that waits (in a thread) for the server to die by an armed kill, then starts it again."""
-
-    def run() -> None:
-        srv.wait_exit(timeout)
-        srv.start()
-
-    return asyncio.get_running_loop().create_task(asyncio.to_thread(run))
-
-
 def kill_pid(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
@@ -85,7 +75,6 @@ __all__ = [
     "fd_count",
     "kill_pid",
     "other_tasks",
-    "revive_after_death",
     "settle_tasks",
     "text",
     "value",

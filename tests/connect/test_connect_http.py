@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from connect_helpers import SESSIONS, revive_after_death, text, value
+from connect_helpers import SESSIONS, text, value
 
 import mcp_hooks
 from mcp_hooks.connection import MCP_MAJOR, _httpx
@@ -101,9 +101,9 @@ async def test_kill_during_read_only_call_is_replayed(server: Any) -> None:
         await s.call_tool("echo", {"text": "warm"})
         old_pid = server.pid
         server.kill_during_next_call("echo", when="after")
-        reviver = revive_after_death(server)
+        reviver = server.revive_when_dead(timeout=20)
         result = await asyncio.wait_for(s.call_tool("echo", {"text": "x"}), 30)
-        await reviver
+        await asyncio.to_thread(reviver.join, 30)
         assert value(result) == "x"
         assert f"(pid {old_pid})" not in text(result)
         assert s.reconnects == 1
@@ -113,12 +113,12 @@ async def test_kill_during_incr_is_outcome_uncertain(server: Any) -> None:
     async with mcp_hooks.connect(server.url, **SESSIONS) as s:
         await s.call_tool("echo", {"text": "warm"})
         server.kill_during_next_call("incr", when="after")
-        reviver = revive_after_death(server)
+        reviver = server.revive_when_dead(timeout=20)
         started = time.monotonic()
         with pytest.raises(mcp_hooks.OutcomeUncertain) as info:
             await s.call_tool("incr", {"key": "once"})
         assert time.monotonic() - started < 20
-        await reviver
+        await asyncio.to_thread(reviver.join, 30)
         err = info.value
         assert err.tool == "incr"
         assert err.server == s.server

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import importlib.metadata
 import json
@@ -575,3 +577,43 @@ def test_pytest_plugin_fixtures_stop_their_servers(pytester: pytest.Pytester, mo
         os.kill(int(pid), 0)
     assert not Path(http_dir).exists()
     assert not Path(stdio_dir).exists()
+
+
+@pytest.mark.timeout(60)
+async def test_revive_when_dead_and_executions_from_now(mcp_shared_fault_server: FaultServer) -> None:
+    srv = mcp_shared_fault_server
+    async with open_session(srv.url) as session:
+        await session.call_tool("echo", {"text": "before"})
+    ran = srv.executions_from_now()
+    assert ran() == 0 and ran("echo") == 0
+    old_pid = srv.pid
+    srv.kill_during_next_call("incr", when="after")
+    reviver = srv.revive_when_dead(timeout=20)
+    lost = open_session(srv.url, read_timeout=1.5)
+    session = await lost.__aenter__()
+    with pytest.raises(SDK_ERROR):
+        await session.call_tool("incr", {"key": "revive"})
+    await asyncio.to_thread(reviver.join, 30)
+    assert not reviver.is_alive()
+    with contextlib.suppress(Exception):  # the dead session's teardown, not under test here
+        await lost.__aexit__(None, None, None)
+    assert srv.running and srv.pid != old_pid  # a new process on the same port
+    async with open_session(srv.url) as session:
+        assert "pid" in text_of(await session.call_tool("echo", {"text": "after"}))
+    assert ran("incr") == 1  # the killed call ran once; the counter ignores what came before
+    assert ran("echo") == 1
+    assert ran() == 2
+
+
+def test_shared_server_is_handed_over_running_and_disarmed(mcp_shared_fault_server: FaultServer) -> None:
+    # The previous test left it on a revived process; arm something and check the next test gets it clean.
+    assert mcp_shared_fault_server.running
+    assert not mcp_shared_fault_server.kill_armed
+    mcp_shared_fault_server.kill_during_next_call("echo")
+    assert mcp_shared_fault_server.kill_armed
+    mcp_shared_fault_server.stop()
+
+
+def test_shared_server_is_started_again_for_the_next_test(mcp_shared_fault_server: FaultServer) -> None:
+    assert mcp_shared_fault_server.running
+    assert not mcp_shared_fault_server.kill_armed

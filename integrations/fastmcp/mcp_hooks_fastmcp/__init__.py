@@ -79,16 +79,9 @@ class FastMCPIntegration(mcp_hooks.Integration):
 
     name = "fastmcp"
     distribution = "fastmcp"
+    distributions = DISTRIBUTIONS
     min_version = "3"
     max_version = "5"
-
-    def framework_version(self) -> str | None:
-        for distribution in DISTRIBUTIONS:
-            try:
-                return importlib.metadata.version(distribution)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         owner = "fastmcp.client.mixins.tools:ClientToolsMixin"

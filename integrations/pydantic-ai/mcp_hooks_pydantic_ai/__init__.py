@@ -21,7 +21,6 @@ aside there with one log line.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import sys
 from collections.abc import Callable, Iterable
@@ -66,6 +65,7 @@ class PydanticAIIntegration(mcp_hooks.Integration):
 
     name = "pydantic-ai"
     distribution = "pydantic-ai-slim"
+    distributions = DISTRIBUTIONS
     min_version = "2"
     max_version = "3"
 
@@ -74,14 +74,6 @@ class PydanticAIIntegration(mcp_hooks.Integration):
         self._started_fastmcp = False
         self._wanted = False
         self._patched: tuple[Any, Any] | None = None  # (class, what its __dict__ held)
-
-    def framework_version(self) -> str | None:
-        for distribution in DISTRIBUTIONS:
-            try:
-                return importlib.metadata.version(distribution)
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         return ()  # the recovery is the fastmcp integration's (below pydantic-ai's error mapping)

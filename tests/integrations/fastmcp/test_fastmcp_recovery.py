@@ -17,10 +17,8 @@ from fastmcp import Client
 from fastmcp_helpers import (
     FASTMCP_MAJOR,
     MCP_MAJOR,
-    Ran,
     rebuilds,
     session_client,
-    start_again_when_dead,
     text_of,
 )
 
@@ -35,7 +33,7 @@ def _pid_of(answer: str) -> str:
 
 
 async def test_without_the_shim_a_restart_kills_the_client_for_good(no_shim: None, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     client = session_client(srv.url)
     async with client:
         assert "hello" in text_of(await client.call_tool("echo", {"text": "hello"}))
@@ -49,7 +47,7 @@ async def test_without_the_shim_a_restart_kills_the_client_for_good(no_shim: Non
 
 
 async def test_a_restart_is_recovered_in_place(shim: object, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     client = session_client(srv.url)
     async with client:
         first = text_of(await client.call_tool("echo", {"text": "one"}))
@@ -90,7 +88,7 @@ async def test_nested_contexts_keep_their_count_across_a_rebuild(shim: object, s
 
 
 async def test_parallel_calls_on_a_dead_session_share_one_rebuild(shim: object, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     client = session_client(srv.url)
     async with client:
         await client.call_tool("echo", {"text": "warm"})
@@ -115,12 +113,12 @@ async def test_parallel_writes_refused_by_a_restarted_server_all_run_once(shim: 
 
 
 async def test_a_write_lost_in_flight_is_not_run_twice(shim: object, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     client = session_client(srv.url)
     async with client:
         await client.call_tool("incr", {"key": "lost-write"})
         srv.kill_during_next_call("incr", when="after")
-        restarter = start_again_when_dead(srv)
+        restarter = srv.revive_when_dead()
         with pytest.raises(OutcomeUncertain) as caught:
             await client.call_tool("incr", {"key": "lost-write"})
         assert caught.value.tool == "incr"
@@ -137,7 +135,7 @@ async def test_a_write_lost_in_flight_is_not_run_twice(shim: object, srv: FaultS
 
 
 async def test_without_the_shim_a_write_lost_in_flight(no_shim: None, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     client = session_client(srv.url)
     async with client:
         srv.kill_during_next_call("incr", when="after")
@@ -152,11 +150,11 @@ async def test_without_the_shim_a_write_lost_in_flight(no_shim: None, srv: Fault
 
 
 async def test_a_read_only_tool_lost_in_flight_is_replayed(shim: object, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     client = session_client(srv.url)
     async with client:
         srv.kill_during_next_call("echo", when="after")
-        restarter = start_again_when_dead(srv)
+        restarter = srv.revive_when_dead()
         # fastmcp's tool list was never asked for: the shim lists the tools on the rebuilt session
         answer = text_of(await asyncio.wait_for(client.call_tool("echo", {"text": "again"}), 60))
         restarter.join(30)
@@ -166,7 +164,7 @@ async def test_a_read_only_tool_lost_in_flight_is_replayed(shim: object, srv: Fa
 
 
 async def test_a_read_only_call_in_flight_on_the_replaced_session_is_replayed(shim: object, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     client = session_client(srv.url)
     async with client:
         await client.call_tool("echo", {"text": "warm"})

@@ -123,8 +123,7 @@ def test_turned_on_after_hermes_connected(no_shim: None, hermes: Hermes, mcp_fau
         server.kill_during_next_call("echo", when="after")
 
         def bring_back() -> None:
-            server.wait_exit(timeout=20)
-            server.start()
+            server.revive_when_dead(timeout=20).join(30)
 
         (answer,), _ = hermes.call_many([("echo", {"text": "late"})], bring_back)
         assert server_pid(answer) == server.pid

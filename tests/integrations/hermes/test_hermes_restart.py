@@ -157,8 +157,7 @@ def test_a_write_lost_in_flight_is_refused_as_uncertain_and_never_run_twice(
     server.kill_during_next_call("incr", when="after")
 
     def bring_back() -> None:
-        server.wait_exit(timeout=20)
-        server.start()
+        server.revive_when_dead(timeout=20).join(30)
 
     (answer,), seconds = hermes.call_many([("incr", {})], bring_back)
     measure("a write lost in flight, with the shim", f"refused as uncertain after {seconds:.1f} s (tool timeout 60 s)")
@@ -183,8 +182,7 @@ def test_a_write_lost_in_flight_waits_for_the_tool_timeout_without_the_shim(
     server.kill_during_next_call("incr", when="after")
 
     def bring_back() -> None:
-        server.wait_exit(timeout=20)
-        server.start()
+        server.revive_when_dead(timeout=20).join(30)
 
     (answer,), seconds = hermes.call_many([("incr", {})], bring_back)
     measure("a write lost in flight, without the shim", f"{answer['error'][:80]!r} after {seconds:.1f} s")
@@ -223,8 +221,7 @@ def test_a_read_lost_in_flight_is_replayed(
     server.kill_during_next_call("echo", when="after")
 
     def bring_back() -> None:
-        server.wait_exit(timeout=20)
-        server.start()
+        server.revive_when_dead(timeout=20).join(30)
 
     (answer,), _ = hermes.call_many([("echo", {"text": "twice"})], bring_back)
     assert server_pid(answer) == server.pid  # replayed on the new process

@@ -119,18 +119,7 @@ class Target:
         """HTTP: once the server died (an armed kill), start it again, in a thread. stdio: nothing to do."""
         if self.transport != "http":
             return None
-        srv = self.srv
-
-        def run() -> None:
-            give_up = time.monotonic() + 30
-            while srv.running and time.monotonic() < give_up:
-                time.sleep(0.02)
-            if not srv.running:
-                srv.start()
-
-        thread = threading.Thread(target=run, name="bring-back", daemon=True)
-        thread.start()
-        return thread
+        return self.srv.revive_when_dead(timeout=30)
 
 
 def _alive(pid: int) -> bool:

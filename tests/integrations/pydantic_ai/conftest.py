@@ -31,18 +31,7 @@ def no_shim() -> None:
     mcp_hooks_fastmcp.mcp_hooks_integration.uninstrument()
 
 
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[FaultServer]:
-    """One fault server per test module (starting one takes seconds); tests restart and kill it."""
-    with FaultServer() as server:
-        yield server
-
-
 @pytest.fixture
-def srv(shared_server: FaultServer) -> FaultServer:
-    """The module's fault server, running and disarmed. Counts carry over between tests: compare
-    differences, and use a counter key of the test's own."""
-    if not shared_server.running:
-        shared_server.start()
-    shared_server.clear_controls()
-    return shared_server
+def srv(mcp_shared_fault_server: FaultServer) -> FaultServer:
+    """The testing kit's module-shared fault server (starting one takes seconds), running and disarmed."""
+    return mcp_shared_fault_server

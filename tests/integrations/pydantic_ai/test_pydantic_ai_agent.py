@@ -13,11 +13,9 @@ from pydantic_ai.messages import ToolCallPart
 from pydantic_ai_helpers import (
     FASTMCP_MAJOR,
     MCP_MAJOR,
-    Ran,
     ScriptedModel,
     rebuilds,
     session_toolset,
-    start_again_when_dead,
 )
 
 from mcp_hooks import OutcomeUncertain
@@ -35,7 +33,7 @@ def _restart_then_call(srv: FaultServer, *calls: ToolCallPart) -> ScriptedModel:
 
 
 async def test_an_agent_run_gets_its_answer_across_a_restart(shim: object, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     toolset = session_toolset(srv.url)
     script = _restart_then_call(srv, ToolCallPart("echo", {"text": "hi"}))
     agent = Agent(script.model(), toolsets=[toolset])
@@ -50,7 +48,7 @@ async def test_an_agent_run_gets_its_answer_across_a_restart(shim: object, srv: 
 
 
 async def test_without_the_shim_the_model_retries_a_dead_session(no_shim: None, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     toolset = session_toolset(srv.url, max_retries=2)
     script = _restart_then_call(srv, ToolCallPart("echo", {"text": "hi"}))
     agent = Agent(script.model(), toolsets=[toolset])
@@ -64,7 +62,7 @@ async def test_without_the_shim_the_model_retries_a_dead_session(no_shim: None, 
 
 
 async def test_parallel_tool_calls_share_one_rebuild(shim: object, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     toolset = session_toolset(srv.url)
     calls = [ToolCallPart("echo", {"text": f"t{i}"}) for i in range(4)]
     script = _restart_then_call(srv, *calls)
@@ -78,12 +76,12 @@ async def test_parallel_tool_calls_share_one_rebuild(shim: object, srv: FaultSer
 
 
 async def test_a_write_lost_in_flight_is_reported_to_the_model_not_run_twice(shim: object, srv: FaultServer) -> None:
-    ran = Ran(srv)
+    ran = srv.executions_from_now()
     toolset = session_toolset(srv.url)
 
     async def first() -> list[ToolCallPart]:
         srv.kill_during_next_call("incr", when="after")
-        start_again_when_dead(srv)
+        srv.revive_when_dead()
         return [ToolCallPart("incr", {"key": "orders-told"})]
 
     class CheckFirst(ScriptedModel):
@@ -113,7 +111,7 @@ async def test_tool_error_behavior_error_gets_outcome_uncertain(shim: object, sr
 
     async def first() -> list[ToolCallPart]:
         srv.kill_during_next_call("incr", when="after")
-        start_again_when_dead(srv)
+        srv.revive_when_dead()
         return [ToolCallPart("incr", {"key": "orders-raised"})]
 
     agent = Agent(ScriptedModel(first).model(), toolsets=[toolset])
