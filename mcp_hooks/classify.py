@@ -26,8 +26,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from collections import deque
-from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
@@ -196,13 +194,23 @@ _IN_FLIGHT_NAMES = frozenset(
 )
 _TRANSPORT_MODULES = ("httpx", "httpx2", "httpcore", "anyio", "builtins", "h11", "http")
 
-_kind_cache: dict[type, int] = {}
+#: Attributes holding a wrapped error, as frameworks name them.
+_WRAPPER_ATTRIBUTES = ("original_exception", "original_error", "inner_exception", "exc")
+#: Every other attribute the walk and the judges read, besides ``__cause__`` and ``__context__``.
+_READ_ATTRIBUTES = ("exceptions", "error", "code", "message", "response", "request", MARK_ATTRIBUTE)
+
+#: type -> (kind, plain): see _type_info
+_type_infos: dict[type, tuple[int, bool]] = {}
 
 
-def _type_kind(tp: type) -> int:
-    kind = _kind_cache.get(tp)
-    if kind is not None:
-        return kind
+def _type_info(tp: type) -> tuple[int, bool]:
+    """The kind of an error type (how its instances are judged), and whether it is *plain*: its
+    instances can carry what the walk and the judges read only in their ``__dict__`` (no class
+    attribute, property, slot or ``__getattr__`` provides it). A plain node with an empty ``__dict__``
+    is judged by its type and words alone, and the walk reads its dict instead of asking getattr."""
+    info = _type_infos.get(tp)
+    if info is not None:
+        return info
     kind = _KIND_GENERIC
     for base in tp.__mro__:
         name = base.__name__
@@ -226,9 +234,13 @@ def _type_kind(tp: type) -> int:
             if name in _IN_FLIGHT_NAMES:
                 kind = _KIND_IN_FLIGHT
                 break
-    if len(_kind_cache) < 4096:
-        _kind_cache[tp] = kind
-    return kind
+    plain = not hasattr(tp, "__getattr__") and not any(
+        hasattr(tp, attr) for attr in (*_READ_ATTRIBUTES, *_WRAPPER_ATTRIBUTES)
+    )
+    info = (kind, plain)
+    if len(_type_infos) < 4096:
+        _type_infos[tp] = info
+    return info
 
 
 def _code_and_message(node: BaseException) -> tuple[int | None, str | None]:
@@ -306,67 +318,95 @@ def _judge_http(node: BaseException) -> tuple[Loss, str] | None:
     return None
 
 
-def _judge(node: BaseException, kind: int) -> tuple[Loss, str] | None:
-    mark = getattr(node, MARK_ATTRIBUTE, None)
-    if isinstance(mark, SessionLostMark):
-        detail = mark.detail or (f"HTTP {mark.status}" if mark.status else "seen by the transport")
-        return mark.loss, detail
+def _judge(node: BaseException, kind: int, bare: bool = False) -> tuple[Loss, str] | None:
+    """``bare``: the node has no attribute that could carry a mark, a code or a response."""
+    if not bare:
+        mark = getattr(node, MARK_ATTRIBUTE, None)
+        if isinstance(mark, SessionLostMark):
+            detail = mark.detail or (f"HTTP {mark.status}" if mark.status else "seen by the transport")
+            return mark.loss, detail
     if kind == _KIND_HTTP_STATUS:
         return _judge_http(node)
     if kind == _KIND_REFUSED:
         return Loss.REJECTED, f"{type(node).__name__}: the request was not sent"
     if kind == _KIND_IN_FLIGHT:
         return Loss.IN_FLIGHT, f"{type(node).__name__} with the request outstanding"
-    code, message = _code_and_message(node)
-    if code is not None:
-        if message is None:
-            message = str(node)
-        return _judge_code(code, message)
-    if kind == _KIND_SDK:
-        return _judge_text(str(node), sdk_shaped=True)
+    if not bare:
+        code, message = _code_and_message(node)
+        if code is not None:
+            if message is None:
+                message = str(node)
+            return _judge_code(code, message)
     try:
         text = str(node)
     except Exception:  # a broken __str__ must not break classification
         return None
-    if not text:
+    # Every message _judge_text can judge holds one of these words: most errors stop at this cheap scan.
+    lowered = text.lower()
+    if not (
+        "session" in lowered
+        or "connection" in lowered
+        or "stream" in lowered
+        or "initiali" in lowered
+        or "disconnected" in lowered
+    ):
         return None
-    return _judge_text(text, sdk_shaped=False)
+    return _judge_text(text, sdk_shaped=kind == _KIND_SDK)
 
 
-_WRAPPER_ATTRIBUTES = ("original_exception", "original_error", "inner_exception", "exc")
+def _nodes(error: BaseException, budget: int) -> tuple[list[BaseException], list[int]]:
+    """The nodes of the error graph, nearest first (breadth first), each once, at most ``budget`` of them,
+    and beside each its kind, negative (``-1 - kind``) when the node is bare (see :func:`_type_info`).
 
-
-def _children(node: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    cause = node.__cause__
-    if cause is not None:
-        out.append(cause)
-    members = getattr(node, "exceptions", None)
-    if isinstance(members, (tuple, list)):
-        out.extend(m for m in members if isinstance(m, BaseException))
-    for attr in _WRAPPER_ATTRIBUTES:
-        inner = getattr(node, attr, None)
-        if isinstance(inner, BaseException):
-            out.append(inner)
-    context = node.__context__
-    if context is not None:
-        out.append(context)
-    return out
-
-
-def _walk(error: BaseException, budget: int) -> Iterator[BaseException]:
-    """The nodes of the error graph, nearest first, each once, at most ``budget`` of them (no recursion)."""
-    queue: deque[BaseException] = deque((error,))
+    Children: ``__cause__``, group members, the wrapper attributes frameworks use, ``__context__``.
+    No recursion, one pass over a list (this runs on every failed call, and graphs can be huge).
+    """
+    nodes = [error]
+    kinds: list[int] = []
     seen = {id(error)}
-    visited = 0
-    while queue and visited < budget:
-        node = queue.popleft()
-        visited += 1
-        yield node
-        for child in _children(node):
-            if id(child) not in seen:
-                seen.add(id(child))
-                queue.append(child)
+    infos = _type_infos
+    add = seen.add
+    append = nodes.append
+    index = 0
+    while index < len(nodes) and index < budget:
+        node = nodes[index]
+        index += 1
+        tp = type(node)
+        info = infos.get(tp) or _type_info(tp)
+        if info[1]:  # plain: group members and wrapped errors can only be instance attributes
+            attributes = getattr(node, "__dict__", None)
+            if attributes:
+                kinds.append(info[0])
+                members = attributes.get("exceptions")
+                extra: Any = [attributes.get(attr) for attr in _WRAPPER_ATTRIBUTES]
+            else:
+                kinds.append(-1 - info[0])
+                members = extra = ()
+        else:
+            kinds.append(info[0])
+            members = getattr(node, "exceptions", None)
+            extra = [getattr(node, attr, None) for attr in _WRAPPER_ATTRIBUTES]
+        if len(nodes) >= budget:
+            continue  # judge what was found, look for no more
+        child = node.__cause__
+        if child is not None and id(child) not in seen:
+            add(id(child))
+            append(child)
+        if isinstance(members, (tuple, list)):
+            for child in members:
+                if isinstance(child, BaseException) and id(child) not in seen:
+                    add(id(child))
+                    append(child)
+        for child in extra:
+            if isinstance(child, BaseException) and id(child) not in seen:
+                add(id(child))
+                append(child)
+        child = node.__context__
+        if child is not None and id(child) not in seen:
+            add(id(child))
+            append(child)
+    del nodes[budget:], kinds[budget:]
+    return nodes, kinds
 
 
 def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
@@ -376,11 +416,18 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
     """
     best: Verdict | None = None
     marked: Verdict | None = None  # a mark anywhere outranks wording anywhere
-    for node in _walk(error, budget):
-        kind = _type_kind(type(node))
-        if kind == _KIND_INTERRUPTED:
-            return Verdict(Loss.INTERRUPTED, "InterruptedError: the user asked to stop", node)
-        if marked is None and session_lost_mark(node) is not None:
+    nodes, kinds = _nodes(error, budget)
+    if _KIND_INTERRUPTED in kinds or -1 - _KIND_INTERRUPTED in kinds:
+        node = nodes[kinds.index(_KIND_INTERRUPTED if _KIND_INTERRUPTED in kinds else -1 - _KIND_INTERRUPTED)]
+        return Verdict(Loss.INTERRUPTED, "InterruptedError: the user asked to stop", node)
+    for node, kind in zip(nodes, kinds, strict=True):
+        if kind < 0:  # bare: no mark, no code, no response; its type and words tell
+            if best is None and kind != -1 - _KIND_SKIP_SELF:
+                judged = _judge(node, -1 - kind, bare=True)
+                if judged is not None:
+                    best = Verdict(judged[0], judged[1], node)
+            continue
+        if marked is None and isinstance(getattr(node, MARK_ATTRIBUTE, None), SessionLostMark):
             judged = _judge(node, kind)
             if judged is not None:
                 marked = Verdict(judged[0], judged[1], node)
@@ -395,4 +442,5 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
 
 def is_interrupted(error: BaseException, *, budget: int = NODE_BUDGET) -> bool:
     """``True`` when an ``InterruptedError`` stands anywhere in the error graph (within the budget)."""
-    return any(isinstance(node, InterruptedError) for node in _walk(error, budget))
+    kinds = _nodes(error, budget)[1]
+    return _KIND_INTERRUPTED in kinds or -1 - _KIND_INTERRUPTED in kinds
