@@ -1,6 +1,7 @@
 """One session per environment: the core under the newest mcp 1.x and 2.x, lint, each integration.
 
-Run everything: ``nox``. One session: ``nox -s core-mcp2``. ``.ci/run`` runs exactly ``nox``.
+Run every test: ``nox``. One session: ``nox -s core-mcp2``. ``.ci/run`` runs exactly ``nox``.
+The benchmarks are not tests and never run by default: ``nox -s bench`` (``-- --quick`` for a short run).
 """
 
 from __future__ import annotations
@@ -46,6 +47,40 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
     session.install(MCP_LINES["mcp1"])
     session.run("mypy")
+
+
+BENCH_SUITES = ("bench-core-mcp1", "bench-core-mcp2", "bench-hermes", "bench-openai-agents")
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Every benchmark suite, each in its own environment, then the table (printed and put in README.md)."""
+    for name in BENCH_SUITES:
+        session.notify(name, posargs=session.posargs)
+    session.notify("bench-report")
+
+
+def _bench_core(session: nox.Session, mcp_spec: str) -> None:
+    session.install("-e", ".", mcp_spec)
+    session.run("python", "-m", "benchmarks.core", *session.posargs)
+
+
+@nox.session(name="bench-core-mcp1", default=False)
+def bench_core_mcp1(session: nox.Session) -> None:
+    """The core figures against the raw SDK, under the newest mcp 1.x."""
+    _bench_core(session, MCP_LINES["mcp1"])
+
+
+@nox.session(name="bench-core-mcp2", default=False)
+def bench_core_mcp2(session: nox.Session) -> None:
+    """The core figures against the raw SDK, under the newest mcp 2.x."""
+    _bench_core(session, MCP_LINES["mcp2"])
+
+
+@nox.session(name="bench-report", default=False, venv_backend="none")
+def bench_report(session: nox.Session) -> None:
+    """The latest figures of every suite as one table, also written into README.md."""
+    session.run("python", "-m", "benchmarks.report", "--readme", external=True)
 
 
 def _integration(session: nox.Session, name: str, *requirements: str) -> None:
