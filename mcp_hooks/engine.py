@@ -47,6 +47,8 @@ BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 2.0
 
 _monotonic = time.monotonic
+#: ``asyncio.timeout`` (Python 3.11+): bounds an await inside the current task
+_in_task_timeout: Any = getattr(asyncio, "timeout", None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -424,7 +426,18 @@ async def _run_async(thunk: Callable[[], Any], timeout: float | None) -> tuple[b
             return True, result
         if timeout is None:
             return True, await result
-        task = asyncio.ensure_future(result)
+        if _in_task_timeout is not None:
+            # In the caller's own task: a rebuild that closes and reopens anyio contexts (an SDK
+            # session the caller's task opened) must not run in a task of its own.
+            scope = _in_task_timeout(max(0.001, timeout))
+            try:
+                async with scope:
+                    return True, await result
+            except TimeoutError:
+                if scope.expired():  # the deadline, not a TimeoutError raised by the rebuild itself
+                    return False, RebuildTimeout("the rebuild outlasted the call's deadline")
+                raise
+        task = asyncio.ensure_future(result)  # Python 3.10: no asyncio.timeout
         try:
             done, _ = await asyncio.wait({task}, timeout=max(0.001, timeout))
         except asyncio.CancelledError:

@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from typing import Any
 
 import pytest
 from core_helpers import (
@@ -879,3 +880,44 @@ def test_outcome_uncertain_survives_pickling():
     copy = pickle.loads(pickle.dumps(uncertain))
     assert type(copy) is OutcomeUncertain
     assert (copy.server, copy.tool, str(copy)) == (uncertain.server, uncertain.tool, str(uncertain))
+
+
+async def test_an_async_rebuild_runs_in_the_failing_calls_own_task() -> None:
+    """So that it may close and reopen anyio contexts (an SDK session) that task entered."""
+    tasks: list[asyncio.Task[Any] | None] = []
+    attempts = 0
+
+    async def rebuild(call: ToolCall) -> None:
+        tasks.append(asyncio.current_task())
+
+    @with_mcp_recovery(reconnect=rebuild, deadline=5)
+    async def call_tool(name: str, arguments: dict[str, Any]) -> str:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("Session terminated")
+        return "answered"
+
+    assert await call_tool("echo", {}) == "answered"
+    assert tasks == [asyncio.current_task()]
+
+
+async def test_an_async_rebuild_past_the_deadline_is_cut_in_the_calling_task() -> None:
+    cancelled = asyncio.Event()
+
+    async def rebuild(call: ToolCall) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    @with_mcp_recovery(reconnect=rebuild, deadline=0.3)
+    async def call_tool(name: str, arguments: dict[str, Any]) -> str:
+        raise RuntimeError("Session terminated")
+
+    with pytest.raises(RuntimeError, match="Session terminated") as raised:
+        await call_tool("echo", {})
+    assert cancelled.is_set()
+    assert "giving up" in "".join(getattr(raised.value, "__notes__", []))
+    assert asyncio.current_task() is not None and not asyncio.current_task().cancelling()  # type: ignore[union-attr]
