@@ -440,6 +440,13 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
     return best if best is not None else NOT_LOST
 
 
+def server_unreachable(error: BaseException, *, budget: int = NODE_BUDGET) -> bool:
+    """``True`` when a typed connection failure before sending (refused, connect timeout) stands in the
+    error graph: the server is down or restarting, not answering with a verdict of its own."""
+    kinds = _nodes(error, budget)[1]
+    return _KIND_REFUSED in kinds or -1 - _KIND_REFUSED in kinds
+
+
 def is_interrupted(error: BaseException, *, budget: int = NODE_BUDGET) -> bool:
     """``True`` when an ``InterruptedError`` stands anywhere in the error graph (within the budget)."""
     kinds = _nodes(error, budget)[1]

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from .calls import OutcomeUncertain, ToolCall
-from .classify import Loss, classify, is_interrupted
+from .classify import Loss, classify, is_interrupted, server_unreachable
 from .manager import decide, implementations, notify, plugin_manager
 
 __all__ = ["Gate", "RecoveryPolicy", "gate_for", "recover_async", "recover_sync"]
@@ -45,6 +45,9 @@ DEFAULT_DEADLINE = 30.0
 #: backoff between repeated failures: the k-th wait is drawn from [d/2, d], d = min(MAX, INITIAL * 2**(k-1))
 BACKOFF_INITIAL = 0.1
 BACKOFF_MAX = 2.0
+#: attempts to reach a server that refuses connections (down or restarting), per call; the deadline
+#: normally ends them first
+UNREACHABLE_LIMIT = 60
 
 _monotonic = time.monotonic
 #: ``asyncio.timeout`` (Python 3.11+): bounds an await inside the current task
@@ -211,7 +214,8 @@ def _recovery(
     pm = policy.manager()
     deadline_at = started + policy.deadline
     attempt_started = started
-    rebuilds = 0
+    rebuilds = 0  # counted against max_reconnects
+    unreachable = 0  # rebuilds that found the server unreachable: not counted, bounded by the deadline
     gate = gate_for(call.owner, call.server)
     while True:
         # `error` is the failure of attempt number `call.attempt`.
@@ -226,13 +230,13 @@ def _recovery(
         # The session is gone: rebuild it (once, shared), within the budget.
         while True:
             now = _monotonic()
-            if rebuilds >= policy.max_reconnects or now >= deadline_at:
-                _give_up(pm, policy, call, error, rebuilds, now - started)
+            if rebuilds >= policy.max_reconnects or now >= deadline_at or unreachable >= UNREACHABLE_LIMIT:
+                _give_up(pm, policy, call, error, rebuilds, unreachable, now - started)
                 raise error
-            if rebuilds:
-                pause = _backoff(rebuilds)
+            if rebuilds + unreachable:
+                pause = _backoff(rebuilds + unreachable)
                 if now + pause >= deadline_at:
-                    _give_up(pm, policy, call, error, rebuilds, now - started)
+                    _give_up(pm, policy, call, error, rebuilds, unreachable, now - started)
                     raise error
                 yield (_SLEEP, pause)
             rebuilds += 1
@@ -240,8 +244,13 @@ def _recovery(
             if failure is None:
                 break
             if isinstance(failure, RebuildTimeout):
-                _give_up(pm, policy, call, error, rebuilds, _monotonic() - started)
+                _give_up(pm, policy, call, error, rebuilds, unreachable, _monotonic() - started)
                 raise error
+            if server_unreachable(failure):
+                # The server is down or restarting (connection refused): waiting for it to come back is
+                # one rebuild, retried with backoff until the deadline, not one per refused attempt.
+                rebuilds -= 1
+                unreachable += 1
             if classify(lost).loss is Loss.IN_FLIGHT and not (
                 yield from _replay_allowed(policy, pm, call, lost, may_learn=False)
             ):
@@ -364,19 +373,25 @@ def _give_up(
     call: ToolCall,
     error: BaseException,
     rebuilds: int,
+    unreachable: int,
     elapsed: float,
 ) -> None:
+    down = (
+        f"; {unreachable} of them found the server unreachable (those count only against the deadline)"
+        if unreachable
+        else ""
+    )
     add_note(
         error,
-        f"mcp-hooks: the session to {call.server} was lost; {rebuilds} rebuild(s) tried in {elapsed:.2f} s "
-        f"(at most {policy.max_reconnects} within a {policy.deadline:g} s deadline); giving up.",
+        f"mcp-hooks: the session to {call.server} was lost; {rebuilds + unreachable} rebuild(s) tried in "
+        f"{elapsed:.2f} s (at most {policy.max_reconnects} within a {policy.deadline:g} s deadline){down}; giving up.",
     )
     notify(pm, "on_giveup", call=call, error=error)
     log.warning(
         "mcp_hooks: giving up on %s for %s after %d rebuild(s) in %.2f s: %s",
         call.tool or "request",
         call.server,
-        rebuilds,
+        rebuilds + unreachable,
         elapsed,
         error,
     )

@@ -438,13 +438,13 @@ async def test_no_pause_before_the_first_rebuild_and_bounded_pauses_after(monkey
 
     def refused(call):
         events.append(("rebuild", 0.0))
-        raise httpx.ConnectError("All connection attempts failed")
+        raise RuntimeError("the gateway refused the new session")
 
     @with_mcp_recovery(reconnect=refused, max_reconnects=8, deadline=120, plugin_manager=pm)
     async def call_tool(name):
         raise session_lost_error()
 
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(RuntimeError, match="gateway"):
         await call_tool("x")
     assert [kind for kind, _ in events] == ["rebuild"] + ["sleep", "rebuild"] * 7
     pauses = [delay for kind, delay in events if kind == "sleep"]
@@ -460,13 +460,13 @@ def test_sync_pauses_are_bounded_too(monkeypatch):
 
     def refused(call):
         events.append(("rebuild", 0.0))
-        raise httpx.ConnectError("All connection attempts failed")
+        raise RuntimeError("the gateway refused the new session")
 
     @with_mcp_recovery(reconnect=refused, max_reconnects=4, deadline=120, plugin_manager=pm)
     def call_tool(name):
         raise session_lost_error()
 
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(RuntimeError, match="gateway"):
         call_tool("x")
     assert [kind for kind, _ in events] == ["rebuild"] + ["sleep", "rebuild"] * 3
     pauses = [delay for kind, delay in events if kind == "sleep"]
@@ -860,7 +860,7 @@ async def test_a_rebuild_raising_an_error_is_seen_as_a_failed_rebuild(monkeypatc
     class Failing:
         @hookimpl
         def reconnect(self, call):
-            raise httpx.ConnectError("All connection attempts failed")
+            raise RuntimeError("initialize failed")
 
     pm = isolated_pm(Failing())
 
@@ -868,9 +868,68 @@ async def test_a_rebuild_raising_an_error_is_seen_as_a_failed_rebuild(monkeypatc
     async def call_tool(name):
         raise session_lost_error()
 
-    with pytest.raises(httpx.ConnectError) as info:
+    with pytest.raises(RuntimeError, match="initialize failed") as info:
         await asyncio.wait_for(call_tool("x"), 10)
     assert "2 rebuild(s)" in "\n".join(info.value.__notes__)
+
+
+@pytest.mark.parametrize("flavour", ["async", "sync"])
+async def test_waiting_for_a_restarting_server_is_one_rebuild(monkeypatch, flavour):
+    """Refused connections while the server restarts don't use up max_reconnects: the wait for the
+    server is retried with backoff until the deadline, and the call answers when it is back."""
+    monkeypatch.setattr(engine, "_backoff", lambda attempts: 0.001)
+    attempts: list[int] = []
+
+    def reconnect(call):
+        attempts.append(call.attempt)
+        if len(attempts) <= 5:  # the server is still coming back
+            raise httpx.ConnectError("All connection attempts failed")
+
+    state = {"calls": 0}
+
+    def body(name):
+        state["calls"] += 1
+        if state["calls"] == 1:
+            raise session_lost_error()
+        return "answered"
+
+    policy = {"reconnect": reconnect, "max_reconnects": 1, "deadline": 10, "plugin_manager": isolated_pm()}
+    if flavour == "async":
+
+        @with_mcp_recovery(**policy)
+        async def call_tool(name):
+            return body(name)
+
+        assert await call_tool("x") == "answered"
+    else:
+
+        @with_mcp_recovery(**policy)
+        def call_tool(name):
+            return body(name)
+
+        assert call_tool("x") == "answered"
+    assert len(attempts) == 6
+    assert state["calls"] == 2
+
+
+async def test_a_server_that_stays_unreachable_is_tried_a_bounded_number_of_times(monkeypatch):
+    monkeypatch.setattr(engine, "_backoff", lambda attempts: 0.0001)
+    refused: list[Exception] = []
+
+    def reconnect(call):
+        refused.append(httpx.ConnectError("All connection attempts failed"))
+        raise refused[-1]
+
+    @with_mcp_recovery(reconnect=reconnect, max_reconnects=1, deadline=60, plugin_manager=isolated_pm())
+    async def call_tool(name):
+        raise session_lost_error()
+
+    with pytest.raises(httpx.ConnectError) as info:
+        await asyncio.wait_for(call_tool("x"), 30)
+    assert len(refused) == engine.UNREACHABLE_LIMIT
+    assert info.value is refused[-1]
+    notes = "\n".join(info.value.__notes__)
+    assert f"{engine.UNREACHABLE_LIMIT} of them found the server unreachable" in notes
 
 
 def test_outcome_uncertain_survives_pickling():
