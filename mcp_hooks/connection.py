@@ -442,6 +442,16 @@ class ResilientSession:
             await self._heal(generation, float("inf"))
         except Exception as exc:  # only when closing
             log.debug("mcp_hooks: background healing of %s stopped: %r", self.server, exc)
+            return
+        # Warm the new session as the next call would: list the tools now (the SDK fetches them before
+        # a session's first call_tool, to validate results; and they hold the annotations), so that
+        # call meets a session that has nothing left to fetch.
+        link = self._link
+        if link is not None and link.usable and link.annotations is None:
+            try:
+                await asyncio.wait_for(self._learn_annotations(link), self._options.timeout)
+            except Exception as exc:  # the next call will fetch them
+                log.debug("mcp_hooks: listing the tools of %s after healing failed: %r", self.server, exc)
 
     # --- what the watcher reports (called from the owner task's transport) ---------------------------------
 
@@ -571,20 +581,25 @@ class ResilientSession:
         if call.tool is None or link is None:
             return None
         if link.annotations is None:
-            known: dict[str, Any] = {}
-            cursor: Any = None
-            for _ in range(20):  # a bounded number of pages
-                if cursor is None:
-                    listed = await self._attempt("list_tools", (), {})
-                else:
-                    listed = await self._attempt("list_tools", (cursor,), {})
-                for tool in getattr(listed, "tools", []):
-                    known[tool.name] = tool.annotations
-                cursor = getattr(listed, "nextCursor", None) or getattr(listed, "next_cursor", None)
-                if not cursor:
-                    break
+            await self._learn_annotations(link)
+        return (link.annotations or {}).get(call.tool)
+
+    async def _learn_annotations(self, link: _Link) -> None:
+        """Every tool's annotations, from ``list_tools`` (a bounded number of pages)."""
+        known: dict[str, Any] = {}
+        cursor: Any = None
+        for _ in range(20):
+            if cursor is None:
+                listed = await self._attempt("list_tools", (), {})
+            else:
+                listed = await self._attempt("list_tools", (cursor,), {})
+            for tool in getattr(listed, "tools", []):
+                known[tool.name] = tool.annotations
+            cursor = getattr(listed, "nextCursor", None) or getattr(listed, "next_cursor", None)
+            if not cursor:
+                break
+        if link.annotations is None:
             link.annotations = known
-        return link.annotations.get(call.tool)
 
     async def _keepalive(self, interval: float) -> None:
         while not self._closing:

@@ -218,6 +218,30 @@ async def test_proactive_healing_after_restart(server: Any) -> None:
         assert s.reconnects == 1
 
 
+async def test_healing_lists_the_tools_so_the_next_call_fetches_nothing(server: Any) -> None:
+    """The SDK lists the tools before a session's first call_tool (to validate results): healing does it
+    in the background, and learns the annotations with it, so the first call after a restart is one
+    request, like any warm call."""
+    async with mcp_hooks.connect(server.url, **SESSIONS) as s:
+        await s.call_tool("echo", {"text": "a"})
+        await asyncio.to_thread(server.restart, signal.SIGKILL)
+        for _ in range(100):  # healed and warmed in the background (bounded wait)
+            link = s._link
+            if s.reconnects and link is not None and link.annotations is not None:
+                break
+            await asyncio.sleep(0.1)
+        link = s._link
+        assert s.reconnects == 1 and link is not None
+        assert link.annotations is not None and set(link.annotations) >= {"echo", "incr", "put"}
+        assert getattr(link.annotations["echo"], "readOnlyHint", None) or getattr(
+            link.annotations["echo"], "read_only_hint", None
+        )
+        sdk_session = s.session if MCP_MAJOR < 2 else s.session.session  # 2.x: mcp.Client wraps it
+        assert "echo" in sdk_session._tool_output_schemas  # what the SDK's first call_tool would fetch
+        assert value(await s.call_tool("echo", {"text": "b"})) == "b"
+        assert s.reconnects == 1
+
+
 async def test_proactive_healing_after_server_down(server: Any) -> None:
     async with mcp_hooks.connect(server.url, **SESSIONS) as s:
         await s.call_tool("echo", {"text": "a"})
