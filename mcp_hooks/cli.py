@@ -11,14 +11,16 @@ import contextlib
 import importlib
 import importlib.metadata
 import json
+import logging
 import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from .classify import classify
+from .classify import Loss, SessionLostMark, classify, mark_session_lost
 from .connection import MCP_MAJOR, connect
 from .detect import is_session_expired
 from .hookspecs import DECISION_HOOKS, OBSERVER_HOOKS
@@ -241,6 +243,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 # --- probe -----------------------------------------------------------------------------------------------
 
 UNKNOWN_SESSION = "mcp-hooks-probe-unknown-session-0000"
+#: Protocol versions of the initialize handshake, which have sessions; later ones (2026-07-28) have none.
+HANDSHAKE_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
+SESSIONLESS_PROBE_VERSION = "2026-07-28"
 
 
 def _parse_headers(values: Sequence[str]) -> dict[str, str]:
@@ -266,10 +271,47 @@ def _rpc_body(raw: bytes, content_type: str) -> Any:
     return None
 
 
+def _rejects_session(status: int, body: bytes) -> bool:
+    """What ``connect()`` takes as the server refusing the session of a request that carried one."""
+    return status in (404, 410) or (status == 400 and b"session" in body.lower())
+
+
+async def _sessionless_versions(client: Any, url: str, base: dict[str, str]) -> list[str]:
+    """The session-less (2026-07-28 and later) protocol versions the server adopts, from ``server/discover``."""
+    discover = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "server/discover",
+        "params": {
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": SESSIONLESS_PROBE_VERSION,
+                "io.modelcontextprotocol/clientInfo": {"name": "mcp-hooks-probe", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+        },
+    }
+    headers = {**base, "mcp-protocol-version": SESSIONLESS_PROBE_VERSION, "mcp-method": "server/discover"}
+    try:
+        response = await client.post(url, json=discover, headers=headers)
+    except Exception:
+        return []
+    body = _rpc_body(response.content, response.headers.get("content-type", ""))
+    result = body.get("result") if isinstance(body, dict) else None
+    supported = result.get("supportedVersions") if isinstance(result, dict) else None
+    if response.status_code != 200 or not isinstance(supported, list):
+        return []
+    return [v for v in supported if isinstance(v, str) and v not in HANDSHAKE_VERSIONS]
+
+
 async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
     httpx: Any = importlib.import_module("httpx2" if MCP_MAJOR >= 2 else "httpx")
     report: dict[str, Any] = {"url": url}
     base = {"accept": "application/json, text/event-stream", "content-type": "application/json", **headers}
+    sessionless_note = (
+        "it also speaks the session-less protocol {versions}: mcp 2.x clients in their default "
+        "mode='auto' hold no session there (nothing to lose); what follows is for clients on the "
+        "initialize handshake (mcp 1.x, mode='legacy', other SDKs)"
+    )
     init = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -285,8 +327,18 @@ async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str,
             response = await client.post(url, json=init, headers=base)
         except Exception as exc:
             raise CliError(f"cannot reach {url}: {_error_text(exc)}") from None
+        sessionless = await _sessionless_versions(client, url, base)
+        report["sessionless_protocol"] = sessionless or None
         body = _rpc_body(response.content, response.headers.get("content-type", ""))
         if response.status_code >= 400 or not isinstance(body, dict) or "result" not in body:
+            if sessionless:
+                report["protocol_version"] = sessionless[-1]
+                report["keeps_sessions"] = False
+                report["verdict"] = (
+                    f"session-less server: it speaks only {', '.join(sessionless)}, which has no sessions "
+                    "(no initialize, no Mcp-Session-Id): there is no session to lose"
+                )
+                return report
             raise CliError(f"{url} does not answer like an MCP server (HTTP {response.status_code} to initialize)")
         result = body["result"]
         session_id = response.headers.get("mcp-session-id")
@@ -306,14 +358,27 @@ async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str,
         }
         with contextlib.suppress(Exception):
             await client.delete(url, headers={**base, "mcp-session-id": session_id})
-    error = await _sdk_error_for_unknown_session(url, headers, timeout)
+    error, answer = await _sdk_error_for_unknown_session(url, headers, timeout)
     if error is None:
         report["sdk_raises"] = None
         report["recognised"] = False
         report["verdict"] = "the installed SDK raised nothing for an unknown session (unexpected)"
         return report
-    verdict = classify(error)
     report["sdk_raises"] = _error_text(error)
+    # The SDK's error alone is all that a decorated function or a framework without an HTTP watch sees.
+    report["recognised_from_error_alone"] = is_session_expired(error)
+    if answer is not None and _rejects_session(*answer):
+        # connect() watches the HTTP layer: it saw this answer to a request carrying Mcp-Session-Id.
+        mark_session_lost(
+            error,
+            SessionLostMark(
+                Loss.REJECTED,
+                status=answer[0],
+                method="ping",
+                detail=f"HTTP {answer[0]} to a request that carried Mcp-Session-Id",
+            ),
+        )
+    verdict = classify(error)
     report["classification"] = {"loss": verdict.loss.value, "reason": verdict.reason}
     report["recognised"] = is_session_expired(error)
     report["verdict"] = (
@@ -321,24 +386,51 @@ async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str,
         if report["recognised"]
         else "mcp-hooks does NOT recognise this answer as session loss: add a plugin (should_reconnect)"
     )
+    if report["recognised"] and not report["recognised_from_error_alone"]:
+        report["verdict"] += (
+            " (connect() sees the HTTP answer; the SDK's error alone does not say it, so a decorated"
+            " function or a framework integration without an HTTP watch needs a plugin for it)"
+        )
+    if sessionless:
+        report["verdict"] = sessionless_note.format(versions=", ".join(sessionless)) + ". " + report["verdict"]
     return report
 
 
-async def _sdk_error_for_unknown_session(url: str, headers: dict[str, str], timeout: float) -> BaseException | None:
+async def _sdk_error_for_unknown_session(
+    url: str, headers: dict[str, str], timeout: float
+) -> tuple[BaseException | None, tuple[int, bytes] | None]:
     """Open a real SDK session whose session id is swapped for an unknown one after initialize, and
-    return what the SDK raises for a ping."""
+    return what the SDK raises for a ping, with the HTTP status and body the server answered it."""
     from .connection import _httpx
 
     class Swap(_httpx.AsyncBaseTransport):  # type: ignore[misc]
         def __init__(self) -> None:
             self.inner = _httpx.AsyncHTTPTransport()
             self.armed = False
+            self.answer: tuple[int, bytes] | None = None
 
         async def handle_async_request(self, request: Any) -> Any:
             if self.armed and "mcp-session-id" in request.headers:
                 if request.method == "DELETE":
                     return _httpx.Response(204, request=request)
                 request.headers["mcp-session-id"] = UNKNOWN_SESSION
+                response = await self.inner.handle_async_request(request)
+                if request.method == "POST" and response.status_code >= 400 and self.answer is None:
+                    body = b""
+                    async for chunk in response.stream:
+                        body += chunk
+                        if len(body) > 65536:
+                            break
+                    await response.stream.aclose()
+                    self.answer = (response.status_code, body)
+                    return _httpx.Response(
+                        response.status_code,
+                        headers=response.headers,
+                        content=body,
+                        request=request,
+                        extensions=response.extensions,
+                    )
+                return response
             return await self.inner.handle_async_request(request)
 
         async def aclose(self) -> None:
@@ -361,7 +453,9 @@ async def _sdk_error_for_unknown_session(url: str, headers: dict[str, str], time
                 await api.initialize()
             swap.armed = True
             try:
-                await asyncio.wait_for(api.send_ping(), timeout)
+                with warnings.catch_warnings():  # 2.x: "ping is removed as of 2026-07-28" (this is legacy)
+                    warnings.simplefilter("ignore", UserWarning)
+                    await asyncio.wait_for(api.send_ping(), timeout)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -369,7 +463,7 @@ async def _sdk_error_for_unknown_session(url: str, headers: dict[str, str], time
     except Exception as exc:  # the transport crashed on the answer (mcp 1.x for a 400/410)
         if caught is None:
             caught = exc
-    return caught
+    return caught, swap.answer
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -377,19 +471,29 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not url.startswith(("http://", "https://")):
         raise CliError(f"probe needs an http:// or https:// URL, got {url!r}")
     headers = _parse_headers(args.header or [])
-    report = asyncio.run(_probe(url, headers, args.timeout))
+    # mcp 1.x logs its transport's crash on a 400/410 with a traceback: the report says it in one line.
+    sdk_log = logging.getLogger("mcp")
+    quiet = logging.NullHandler()
+    sdk_log.addHandler(quiet)
+    try:
+        report = asyncio.run(_probe(url, headers, args.timeout))
+    finally:
+        sdk_log.removeHandler(quiet)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(f"probe {url}")
         print(_line("protocol version", str(report.get("protocol_version"))))
         print(_line("server", json.dumps(report.get("server"))))
+        sessionless = report.get("sessionless_protocol")
+        print(_line("session-less protocol", f"yes ({', '.join(sessionless)})" if sessionless else "no"))
         print(_line("keeps sessions", "yes" if report.get("keeps_sessions") else "no"))
         answer = report.get("unknown_session_answer")
         if answer:
             print(_line("answer to an unknown session", f"HTTP {answer['status']} {answer['body'][:100]!r}"))
             print(_line("the installed SDK raises", str(report.get("sdk_raises"))))
             print(_line("recognised by mcp-hooks", "yes" if report.get("recognised") else "NO"))
+            print(_line("from the SDK's error alone", "yes" if report.get("recognised_from_error_alone") else "no"))
         print(report["verdict"])
     if report.get("keeps_sessions") and not report.get("recognised"):
         return EXIT_FAILED

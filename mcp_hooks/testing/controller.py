@@ -1,10 +1,15 @@
 """Drive the fault-injecting MCP server from tests: start, stop, restart, kill and arm faults.
 
 The controller is stdlib only. It talks to the server process through files in a *state
-directory*: the server reads ``control.json`` on every request and tool call, and writes
-``executions.log`` (one JSON line per tool execution, fsync'd), ``counters.json``, ``kv.json``,
-``port``, ``pid`` and ``server.log``. The same files work for the HTTP transport (the controller
-spawns the server) and for stdio (the MCP client spawns it from :meth:`FaultServer.stdio_parameters`).
+directory*: the server checks ``control.json`` on every request and tool call (a ``stat``; it is
+parsed again when it changed), and writes ``executions.log`` (one JSON line per tool execution),
+``counters.log`` and ``kv.log`` (append-only JSON lines, the last record of a key wins), ``port``,
+``pid`` and ``server.log``. The same files work for the HTTP transport (the controller spawns the
+server) and for stdio (the MCP client spawns it from :meth:`FaultServer.stdio_parameters`).
+
+Nothing is fsync'd: data handed to the kernel with ``write`` survives a SIGKILL of the process that
+wrote it (it is in the page cache), so counts stay exact across kills and restarts; fsync would only
+protect against a crash of the operating system, at a millisecond per tool call.
 """
 
 from __future__ import annotations
@@ -69,12 +74,12 @@ class FaultServerError(RuntimeError):
 
 
 def _write_atomic(path: Path, data: str) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix."""
+    """Replace ``path`` with ``data`` so that readers see the old or the new content, never a mix.
+
+    Always a new file (a new inode): the server's cache of ``control.json`` relies on it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -88,6 +93,94 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+class _FoldedLog:
+    """An append-only log of ``{"key": k, "value": v}`` lines folded into a dict (the last record of a
+    key wins), read incrementally: each refresh parses only what was appended since the last one.
+
+    Writers append one line with one ``write`` while holding :meth:`StateFiles.locked` (after a
+    refresh); readers need no lock, as only complete lines are parsed. The first line of a log names it
+    with a random token, so a log deleted and written again at the same path (even on a reused inode)
+    is never taken for the continuation of the one read before."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mutex = threading.Lock()
+        self._head = b""  # the first line (the token) of the log folded so far
+        self._offset = 0
+        self._clean_end = True
+        self._values: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        """The current value of ``key`` (None if it has none), after reading what was appended."""
+        with self._mutex:
+            self._refresh()
+            return self._values.get(key)
+
+    def _reset(self) -> None:
+        self._head, self._offset, self._clean_end, self._values = b"", 0, True, {}
+
+    def _refresh(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._reset()
+            return
+        try:
+            size = os.fstat(fd).st_size
+            if self._offset and (size < self._offset or os.pread(fd, len(self._head), 0) != self._head):
+                self._reset()  # another log now: start again from its beginning
+            chunks: list[bytes] = []
+            position = self._offset
+            while position < size:
+                chunk = os.pread(fd, size - position, position)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                position += len(chunk)
+        finally:
+            os.close(fd)
+        data = b"".join(chunks)
+        complete = data.rfind(b"\n") + 1
+        if not self._head and complete:
+            self._head = data[: data.index(b"\n") + 1]
+        for line in data[:complete].splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # the torn end of a line whose writer was killed mid-write
+            if isinstance(record, dict) and isinstance(record.get("key"), str):
+                self._values[record["key"]] = record.get("value")
+        self._offset += complete
+        self._clean_end = complete == len(data)
+
+    def set(self, key: str, value: Any) -> None:
+        """Append one record; the caller holds the state lock (so no other process appends meanwhile)."""
+        with self._mutex:
+            self._refresh()
+            line = json.dumps({"key": key, "value": value}) + "\n"
+            if not self._clean_end:
+                line = "\n" + line  # never glue a record to a torn line
+            elif not self._offset:  # a new log: its first line is its token
+                line = json.dumps({"log": secrets.token_hex(8)}) + "\n" + line
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode("utf-8"))
+            finally:
+                os.close(fd)
+
+
+_FOLDED: dict[Path, _FoldedLog] = {}
+_FOLDED_MUTEX = threading.Lock()
+
+
+def _folded(path: Path) -> _FoldedLog:
+    with _FOLDED_MUTEX:
+        log = _FOLDED.get(path)
+        if log is None:
+            log = _FOLDED[path] = _FoldedLog(path)
+        return log
 
 
 @dataclass(frozen=True)
@@ -106,11 +199,11 @@ class StateFiles:
 
     @property
     def counters(self) -> Path:
-        return self.root / "counters.json"
+        return self.root / "counters.log"
 
     @property
     def kv(self) -> Path:
-        return self.root / "kv.json"
+        return self.root / "kv.log"
 
     @property
     def port(self) -> Path:
@@ -150,11 +243,12 @@ class StateFiles:
 
     # executions -------------------------------------------------------------------------------
     def append_execution(self, tool: str, pid: int) -> None:
+        """One line, one ``write`` to an ``O_APPEND`` file: complete in the page cache before the tool runs,
+        so it survives a SIGKILL that follows (no fsync: that only matters if the OS crashes)."""
         line = json.dumps({"tool": tool, "pid": pid, "time": time.time()}) + "\n"
         fd = os.open(self.executions_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode("utf-8"))
-            os.fsync(fd)
         finally:
             os.close(fd)
 
@@ -168,31 +262,29 @@ class StateFiles:
             try:
                 record = json.loads(line)
             except ValueError:
-                continue  # a torn last line cannot happen (fsync before any kill), but be lenient
+                continue  # one write() per line: not torn in practice, but be lenient
             if isinstance(record, dict):
                 records.append(record)
         return records
 
     # counters and key/value store -------------------------------------------------------------
+    # Append-only logs, folded incrementally: a write costs the same with ten keys or ten thousand.
     def increment(self, key: str) -> int:
+        log = _folded(self.counters)
         with self.locked():
-            counters = _read_json_object(self.counters)
-            value = int(counters.get(key, 0)) + 1
-            counters[key] = value
-            _write_atomic(self.counters, json.dumps(counters, sort_keys=True))
+            value = int(log.get(key) or 0) + 1
+            log.set(key, value)
             return value
 
     def counter(self, key: str) -> int:
-        return int(_read_json_object(self.counters).get(key, 0))
+        return int(_folded(self.counters).get(key) or 0)
 
     def put(self, key: str, value: str) -> None:
         with self.locked():
-            store = _read_json_object(self.kv)
-            store[key] = value
-            _write_atomic(self.kv, json.dumps(store, sort_keys=True))
+            _folded(self.kv).set(key, value)
 
     def get(self, key: str) -> str | None:
-        value = _read_json_object(self.kv).get(key)
+        value = _folded(self.kv).get(key)
         return None if value is None else str(value)
 
     def tail_log(self, chars: int = _LOG_TAIL_CHARS) -> str:
@@ -276,6 +368,12 @@ class FaultServer:
     the restart (the client only notices afterwards); to let in-flight calls see the server go
     away while it happens, run it in a thread: ``await asyncio.to_thread(srv.restart)``.
     With ``python=`` another interpreter (another venv, another ``mcp`` major) runs the server.
+
+    ``legacy_only=True`` makes an mcp 2.x server refuse the session-less 2026-07-28 protocol the way
+    a pre-2026 server does, so mcp 2.x clients in ``mode="auto"`` fall back to the ``initialize``
+    handshake and hold a session that can be lost (no-op under mcp 1.x, which has no other protocol).
+    ``post_idle_ttl=s`` expires a session once no POST came for it for ``s`` seconds, like a gateway's
+    idle TTL (the SDK's own ``idle_timeout`` never expires a session whose client holds its GET stream).
     """
 
     def __init__(
@@ -290,6 +388,8 @@ class FaultServer:
         python: str = sys.executable,
         start_timeout: float = 20.0,
         port: int = 0,
+        legacy_only: bool = False,
+        post_idle_ttl: float | None = None,
     ) -> None:
         if transport not in ("http", "stdio"):
             raise ValueError(f"transport must be 'http' or 'stdio', not {transport!r}")
@@ -297,6 +397,10 @@ class FaultServer:
             raise ValueError(f"stale_style must be one of {STALE_STYLES}, not {stale_style!r}")
         if idle_timeout is not None and not idle_timeout > 0:
             raise ValueError("idle_timeout must be a positive number of seconds")
+        if post_idle_ttl is not None and (isinstance(post_idle_ttl, bool) or not post_idle_ttl > 0):
+            raise ValueError("post_idle_ttl must be a positive number of seconds")
+        if post_idle_ttl is not None and transport != "http":
+            raise ValueError("post_idle_ttl needs transport='http' (stdio has no sessions to expire)")
         if start_timeout <= 0:
             raise ValueError("start_timeout must be positive")
         self.transport = transport
@@ -304,6 +408,8 @@ class FaultServer:
         self.stateless = stateless
         self.json_response = json_response
         self.stale_style = stale_style
+        self.legacy_only = bool(legacy_only)
+        self.post_idle_ttl = post_idle_ttl
         self.python = python
         self.start_timeout = start_timeout
         self._owns_dir = state_dir is None
@@ -369,6 +475,10 @@ class FaultServer:
             args.append("--json-response")
         if self.stale_style != "python":
             args += ["--stale-style", self.stale_style]
+        if self.legacy_only:
+            args.append("--legacy-only")
+        if self.post_idle_ttl is not None:
+            args += ["--post-idle-ttl", repr(float(self.post_idle_ttl))]
         return args
 
     def start(self) -> Self:
@@ -424,6 +534,18 @@ class FaultServer:
                     f"tail of {self._files.log}:\n{self._files.tail_log()}"
                 )
             time.sleep(0.02)
+
+    def health(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The running server's own report: ``pid``, ``sessions`` (issued so far), ``generation``,
+        ``stale_style``, ``stale_answers`` (requests answered as carrying a stale session id),
+        ``modern_refused`` (2026-07-28 requests refused under ``legacy_only``), ``legacy_only``,
+        ``post_idle_ttl``. Counts are per process: a restart starts them again."""
+        if self.transport != "http":
+            raise FaultServerError("health() needs an HTTP fault server")
+        health = self._health(self.port, timeout=timeout) if self.running else None
+        if health is None:
+            raise FaultServerError(f"the fault server (pid {self.pid}) did not answer its health check")
+        return health
 
     def _read_port(self) -> int | None:
         try:

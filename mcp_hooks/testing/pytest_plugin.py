@@ -14,6 +14,13 @@ Options for ``mcp_fault_server`` come from a marker or an indirect parameter::
     @pytest.mark.mcp_fault_server(json_response=True, stale_style="typescript")
     def test_something(mcp_fault_server): ...
 
+Under mcp 2.x, clients in their default ``mode="auto"`` speak the session-less 2026-07-28 protocol
+to the kit and have no session to lose; ``legacy_only=True`` (marker or factory) makes the server
+refuse that protocol like a pre-2026 server, so they hold a session. For every fixture at once::
+
+    # pytest.ini / [tool.pytest.ini_options]
+    mcp_fault_legacy_only = true
+
 When a test fails, the tail of each of its servers' logs is added to the failure report.
 
 This module is imported by every pytest run where mcp-hooks is installed, so it imports nothing
@@ -34,6 +41,20 @@ __all__ = ["mcp_fault_server", "mcp_fault_server_factory", "mcp_shared_fault_ser
 
 _SERVERS = pytest.StashKey[list["FaultServer"]]()
 _LOG_TAIL_CHARS = 3000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "mcp_fault_legacy_only",
+        type="bool",
+        default=False,
+        help="mcp-hooks fault servers refuse the session-less 2026-07-28 protocol (legacy_only=True) by default",
+    )
+
+
+def _defaults(config: pytest.Config) -> dict[str, Any]:
+    """FaultServer keyword arguments set for every fixture by the ini file."""
+    return {"legacy_only": True} if config.getini("mcp_fault_legacy_only") else {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,8 +85,10 @@ def mcp_fault_server_factory(request: pytest.FixtureRequest) -> Iterator[Callabl
 
     servers = request.node.stash.setdefault(_SERVERS, [])
 
+    defaults = _defaults(request.config)
+
     def make(**kwargs: Any) -> FaultServer:
-        server = FaultServer(**kwargs)
+        server = FaultServer(**{**defaults, **kwargs})
         servers.append(server)
         if server.transport == "http":
             server.start()
@@ -112,10 +135,10 @@ def mcp_stdio_fault_server(mcp_fault_server_factory: Callable[..., FaultServer])
 
 
 @pytest.fixture(scope="module")
-def _mcp_fault_server_module() -> Iterator[FaultServer]:
+def _mcp_fault_server_module(pytestconfig: pytest.Config) -> Iterator[FaultServer]:
     from mcp_hooks.testing.controller import FaultServer
 
-    with FaultServer() as server:
+    with FaultServer(**_defaults(pytestconfig)) as server:
         yield server
 
 

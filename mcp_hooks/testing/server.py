@@ -13,9 +13,10 @@ slow      readOnlyHint                                 sleeps ``seconds``, then 
 fail      none                                         raises a tool error (``isError`` result)
 ========  ===========================================  ==========================================
 
-Every execution is appended to ``<state-dir>/executions.log`` (fsync'd) when the tool starts, so
-counts survive SIGKILL and restarts. The server reads ``<state-dir>/control.json`` (written by
-:class:`mcp_hooks.testing.FaultServer`) on every request and tool call:
+Every execution is appended to ``<state-dir>/executions.log`` when the tool starts (one
+``write``; no fsync, which only matters if the OS crashes), so counts survive SIGKILL and restarts.
+The server checks ``<state-dir>/control.json`` (written by :class:`mcp_hooks.testing.FaultServer`)
+on every request and tool call (a ``stat``; parsed again when it changed):
 
 * ``kill_next_call``: ``{"tool": name|null, "when": "after"|"before"}``, one-shot SIGKILL of
   this process after the tool ran (the call is lost in flight) or on arrival;
@@ -29,6 +30,16 @@ or one that was expired, is answered in the *stale style*: ``python`` (the SDK's
 ``-32000 "Bad Request: No valid session ID provided"``), ``go`` (404 text), ``bare-404`` (404
 HTML), ``gone-410`` (410, empty) or ``old-python`` (400 text, what mcp <= 1.25 answered). With
 ``python`` the answer is the installed SDK's own, so under mcp <= 1.25 it is the old 400.
+
+``--post-idle-ttl S`` expires a session when no POST came for it for ``S`` seconds (what a gateway
+with an idle TTL does; a standing GET stream does not keep it alive, unlike the SDK's own
+``session_idle_timeout``); it is then answered in the stale style like any expired session.
+
+``--legacy-only`` (for mcp 2.x, whose server also speaks the session-less 2026-07-28 protocol)
+refuses that protocol as a pre-2026 server does: a request stamped with a non-handshake
+``MCP-Protocol-Version`` gets 400 ``-32600 "Bad Request: Missing session ID"`` (the SDK's own
+legacy answer), so an mcp 2.x client in ``mode="auto"`` falls back to ``initialize`` and holds a
+``Mcp-Session-Id`` session. Under mcp 1.x it changes nothing: that server has no other protocol.
 """
 
 from __future__ import annotations
@@ -94,9 +105,11 @@ class FaultState:
         self.files = files
         self.default_style = stale_style
         self.pid = os.getpid()
+        self._controls = ControlsCache(files.control)
 
     def controls(self) -> dict[str, Any]:
-        return self.files.read_controls()
+        """The control file as it is now (a ``stat`` per call; parsed again only when it changed)."""
+        return self._controls.read()
 
     def stale_style(self, controls: dict[str, Any]) -> str:
         style = controls.get("stale_style")
@@ -150,6 +163,65 @@ class FaultState:
     def finish(self, tool: str, kill_after: bool) -> None:
         if kill_after:
             self.die(tool, "after")
+
+
+class ControlsCache:
+    """``control.json``, read again only when the file changed: a ``stat`` per request instead of a parse.
+
+    Every writer replaces the file (``os.replace`` of a new file), so a change is a new inode. The
+    version last read is kept open, so its inode number cannot be reused by a later version while it
+    is cached: comparing ``(st_dev, st_ino, st_size, st_mtime_ns)`` of the path with the kept file
+    can never mistake a new version for the cached one. A change is therefore seen on the very next
+    request, exactly as when the file was parsed every time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._key: tuple[int, int, int, int] | None = None
+        self._value: dict[str, Any] = {}
+
+    @staticmethod
+    def _key_of(st: os.stat_result) -> tuple[int, int, int, int]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def read(self) -> dict[str, Any]:
+        try:
+            current = self._key_of(os.stat(self.path))
+        except FileNotFoundError:
+            self._forget()
+            return {}
+        if self._fd is not None and current == self._key:
+            return self._value
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self._forget()
+            return {}
+        try:
+            key = self._key_of(os.fstat(fd))  # the version actually opened (maybe newer than the stat)
+            chunks: list[bytes] = []
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._forget()
+        self._fd, self._key = fd, key
+        try:
+            value = json.loads(b"".join(chunks))
+        except ValueError:
+            value = {}
+        self._value = value if isinstance(value, dict) else {}
+        return self._value
+
+    def _forget(self) -> None:
+        fd, self._fd, self._key, self._value = self._fd, None, None, {}
+        if fd is not None:
+            os.close(fd)
 
 
 def _matches(entry: object, tool: str) -> bool:
@@ -290,6 +362,8 @@ class FaultMiddleware:
         stateless: bool = False,
         handshake_versions: Iterable[str] | None = None,
         idle_timeout: float | None = None,
+        post_idle_ttl: float | None = None,
+        legacy_only: bool = False,
     ) -> None:
         self.app = app
         self.state = state
@@ -297,10 +371,16 @@ class FaultMiddleware:
         self.stateless = stateless
         self.handshake_versions = None if handshake_versions is None else frozenset(handshake_versions)
         self.idle_timeout = idle_timeout  # only for SDKs without their own session idle timeout
+        self.post_idle_ttl = post_idle_ttl  # gateway-like: counted from the session's last POST
+        self.legacy_only = legacy_only
         self.issued: dict[str, int] = {}  # session id -> expiry generation when issued
         self.dead: set[str] = set()
         self.last_seen: dict[str, float] = {}
         self.in_flight: dict[str, int] = {}
+        self.last_post: dict[str, float] = {}
+        self.posts_in_flight: dict[str, int] = {}
+        self.stale_answers = 0  # requests answered as carrying a stale session id
+        self.modern_refused = 0  # 2026-07-28 requests refused (legacy_only)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -311,12 +391,20 @@ class FaultMiddleware:
             await self._health(send)
             return
         session_id = _header(scope, b"mcp-session-id")
-        if self.stateless or path.rstrip("/") != MCP_PATH or self._is_modern(scope):
+        if path.rstrip("/") != MCP_PATH:
             await self.app(scope, receive, send)
+            return
+        modern = self._is_modern(scope)
+        if self.stateless or (modern and not self.legacy_only):
+            if modern and self.legacy_only:  # a pre-2026 stateless server checks only the version
+                await self._refuse_modern(scope, receive, send, session_id, unsupported=True)
+            else:
+                await self.app(scope, receive, send)
             return
         controls = self.state.controls()
         style = self.state.stale_style(controls)
         if session_id is not None and self._is_stale(session_id, controls):
+            self.stale_answers += 1
             logger.info("stale session %s (%s): answering in style %r", session_id[:64], scope["method"], style)
             if style == "python":
                 # Make the SDK answer with its own bytes, as for any id it never issued.
@@ -329,10 +417,31 @@ class FaultMiddleware:
                 await self._drain(receive)
                 await self._answer_stale(style, send)
             return
+        if modern:
+            await self._refuse_modern(scope, receive, send, session_id)
+            return
         await self._forward(scope, receive, send, session_id, style)
 
+    async def _refuse_modern(
+        self, scope: Scope, receive: Receive, send: Send, session_id: str | None, *, unsupported: bool = False
+    ) -> None:
+        """Answer a 2026-07-28 request as a pre-2026 server does: a stateful one validates the session
+        first (no session id: 400 "Missing session ID"), then the protocol version."""
+        self.modern_refused += 1
+        await self._drain(receive)
+        if session_id is None and not unsupported:
+            message = "Bad Request: Missing session ID"
+        else:
+            version = _header(scope, b"mcp-protocol-version")
+            supported = ", ".join(sorted(self.handshake_versions or ()))
+            message = f"Bad Request: Unsupported protocol version: {version}. Supported versions: {supported}"
+        error = {"code": -32600, "message": message}
+        body = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}, separators=(",", ":"))
+        await _respond(send, 400, "application/json", body.encode())
+
     def _is_modern(self, scope: Scope) -> bool:
-        """A 2026-07-28 (session-less) request: the SDK ignores session ids there, so do we."""
+        """A 2026-07-28 (session-less) request: the SDK ignores session ids there, and so do we unless
+        ``legacy_only`` refuses it."""
         version = _header(scope, b"mcp-protocol-version")
         return self.handshake_versions is not None and version is not None and version not in self.handshake_versions
 
@@ -342,6 +451,12 @@ class FaultMiddleware:
             return True
         if issued < self.state.generation(controls):
             return True
+        if self.post_idle_ttl is not None and not self.posts_in_flight.get(session_id):
+            idle = time.monotonic() - self.last_post.get(session_id, time.monotonic())
+            if idle > self.post_idle_ttl:
+                logger.info("session %s: no POST for %.2f s (post idle TTL): expired", session_id[:64], idle)
+                self.dead.add(session_id)
+                return True
         if self.idle_timeout is not None and not self.in_flight.get(session_id):
             idle = time.monotonic() - self.last_seen.get(session_id, time.monotonic())
             if idle > self.idle_timeout:
@@ -363,7 +478,7 @@ class FaultMiddleware:
                         issued = bytes(value).decode("latin-1")
                         if issued not in self.issued:
                             self.issued[issued] = self.state.generation(self.state.controls())
-                            self.last_seen[issued] = time.monotonic()
+                            self.last_seen[issued] = self.last_post[issued] = time.monotonic()
                 if session_id is not None and message["status"] == 404:
                     # The SDK forgot the session (idle expiry, DELETE): stale from now on.
                     self.dead.add(session_id)
@@ -373,14 +488,21 @@ class FaultMiddleware:
                         return
             await send(message)
 
+        post = scope.get("method") == "POST"
         if session_id is not None:
             self.in_flight[session_id] = self.in_flight.get(session_id, 0) + 1
+            if post:
+                self.posts_in_flight[session_id] = self.posts_in_flight.get(session_id, 0) + 1
+                self.last_post[session_id] = time.monotonic()
         try:
             await self.app(scope, receive, watch)
         finally:
             if session_id is not None:
                 self.in_flight[session_id] -= 1
                 self.last_seen[session_id] = time.monotonic()
+                if post:
+                    self.posts_in_flight[session_id] -= 1
+                    self.last_post[session_id] = time.monotonic()
                 if scope.get("method") == "DELETE":
                     self.dead.add(session_id)
 
@@ -393,6 +515,10 @@ class FaultMiddleware:
                 "sessions": len(self.issued),
                 "generation": self.state.generation(controls),
                 "stale_style": self.state.stale_style(controls),
+                "stale_answers": self.stale_answers,
+                "modern_refused": self.modern_refused,
+                "legacy_only": self.legacy_only,
+                "post_idle_ttl": self.post_idle_ttl,
             }
         ).encode()
         await _respond(send, 200, "application/json", body)
@@ -482,6 +608,8 @@ def _run_http(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> int:
         stateless=args.stateless,
         handshake_versions=sdk.handshake_versions,
         idle_timeout=None if native_idle else args.idle_timeout,
+        post_idle_ttl=args.post_idle_ttl,
+        legacy_only=args.legacy_only,
     )
     try:
         sock = bind_socket(args.port)
@@ -562,12 +690,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle-timeout", type=float, default=None, help="session idle timeout in seconds")
     parser.add_argument("--stateless", action="store_true", help="no sessions (stateless_http)")
     parser.add_argument("--json-response", action="store_true", help="JSON responses instead of SSE")
+    parser.add_argument(
+        "--post-idle-ttl",
+        type=float,
+        default=None,
+        metavar="S",
+        help="expire a session when no POST came for it for S seconds (a gateway's idle TTL)",
+    )
+    parser.add_argument(
+        "--legacy-only",
+        action="store_true",
+        help="refuse the session-less 2026-07-28 protocol like a pre-2026 server (mcp 2.x; no-op under 1.x)",
+    )
     parser.add_argument("--stale-style", choices=STALE_STYLES, default="python")
     parser.add_argument("--instance-token", default="", help="echoed by the health check")
     parser.add_argument("--exit-with-parent", type=int, default=0, metavar="PID", help="exit when PID is gone")
     args = parser.parse_args(argv)
     if args.idle_timeout is not None and not args.idle_timeout > 0:
         parser.error("--idle-timeout must be positive")
+    if args.post_idle_ttl is not None and not args.post_idle_ttl > 0:
+        parser.error("--post-idle-ttl must be positive")
     return args
 
 

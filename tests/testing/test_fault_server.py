@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import importlib
 import importlib.metadata
-import json
 import os
 import signal
 import socket
@@ -14,16 +13,27 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kit_helpers import (
+    INITIALIZE,
+    MCP_MAJOR,
+    OLD_PYTHON_SDK,
+    TOOLS_LIST,
+    check_stale_answer,
+    code_and_message,
+    is_error,
+    open_session,
+    pid_of,
+    raw_post,
+    raw_session,
+    text_of,
+)
 
 from mcp_hooks.testing import STALE_STYLES, FaultServer, FaultServerError
-from mcp_hooks.testing.server import STALE_RESPONSES
 
 if sys.version_info >= (3, 11):
     from builtins import BaseExceptionGroup
@@ -32,11 +42,7 @@ else:  # pragma: no cover - anyio's backport on 3.10
 
 pytest_plugins = ("pytester",)
 
-MCP_VERSION = tuple(int(part) for part in importlib.metadata.version("mcp").split(".")[:2])
-MCP_MAJOR = MCP_VERSION[0]
-# mcp <= 1.25 servers answered an unknown session id with a 400 text body (python-sdk #1727):
-# the "python" style is the installed SDK's own answer, so it is that old answer there.
-OLD_PYTHON_SDK = MCP_VERSION < (1, 26)
+
 needs_404_sdk = pytest.mark.skipif(OLD_PYTHON_SDK, reason="mcp <= 1.25 answers a stale session with 400")
 _exceptions = importlib.import_module("mcp.shared.exceptions")
 SDK_ERROR: type[Exception] = getattr(_exceptions, "MCPError", None) or _exceptions.McpError
@@ -46,103 +52,6 @@ PYTHON_SESSION_LOSS = (32600, "Session terminated") if MCP_MAJOR == 1 else (-326
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@asynccontextmanager
-async def open_session(url: str, *, read_timeout: float = 10.0) -> AsyncIterator[Any]:
-    """A raw ``ClientSession`` over streamable HTTP, initialized (works with mcp 1.x and 2.x)."""
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    async with streamable_http_client(url) as streams:  # 1.x yields 3 items, 2.x yields 2
-        timeout: Any = timedelta(seconds=read_timeout) if MCP_MAJOR == 1 else read_timeout
-        async with ClientSession(streams[0], streams[1], read_timeout_seconds=timeout) as session:
-            await session.initialize()
-            yield session
-
-
-def text_of(result: Any) -> str:
-    return str(result.content[0].text)
-
-
-def is_error(result: Any) -> bool:
-    return bool(getattr(result, "isError", None) or getattr(result, "is_error", None))
-
-
-def code_and_message(exc: BaseException) -> tuple[int, str]:
-    error = exc.error  # type: ignore[attr-defined]
-    return int(error.code), str(error.message)
-
-
-def pid_of(echo_text: str) -> int:
-    return int(echo_text.rsplit("(pid ", 1)[1].rstrip(")"))
-
-
-def raw_post(
-    url: str,
-    payload: dict[str, Any],
-    *,
-    session_id: str | None = None,
-    method: str = "POST",
-) -> tuple[int, str | None, bytes, str | None]:
-    """One HTTP request with the stdlib: (status, content type, body, mcp-session-id of the answer)."""
-    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
-    if session_id is not None:
-        headers["mcp-session-id"] = session_id
-    data = None if method == "DELETE" else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-            return response.status, response.headers.get("content-type"), body, response.headers.get("mcp-session-id")
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, exc.headers.get("content-type"), exc.read(), exc.headers.get("mcp-session-id")
-
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw-probe", "version": "0"},
-    },
-}
-INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
-
-
-def raw_session(url: str) -> str:
-    """Open a session with raw HTTP (no GET stream, so it can idle out); returns its id."""
-    status, _, _, session_id = raw_post(url, INITIALIZE)
-    assert status == 200
-    assert session_id
-    status, _, _, _ = raw_post(url, INITIALIZED, session_id=session_id)
-    assert status == 202
-    return session_id
-
-
-def python_stale_body() -> dict[str, Any]:
-    """The installed SDK's own answer to an unknown session id."""
-    return {
-        "jsonrpc": "2.0",
-        "id": "server-error" if MCP_MAJOR == 1 else None,
-        "error": {"code": -32600, "message": "Session not found"},
-    }
-
-
-def check_stale_answer(style: str, status: int, content_type: str | None, body: bytes) -> None:
-    if style == "python" and OLD_PYTHON_SDK:
-        style = "old-python"
-    if style == "python":
-        assert status == 404
-        assert content_type == "application/json"
-        assert json.loads(body) == python_stale_body()
-        return
-    want_status, want_type, want_body = STALE_RESPONSES[style]
-    assert (status, content_type, body) == (want_status, want_type, want_body)
 
 
 # --------------------------------------------------------------------------- fixtures
