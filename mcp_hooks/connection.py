@@ -296,7 +296,24 @@ class ResilientSession:
             return await self._attempt(method, args, kwargs)
         except Exception as exc:
             error = exc
-        _call_deadline.set(started + self._deadline)
+        # The call's deadline, for the rebuilds it leads or waits for; reset after, so it never outlives
+        # the call in the caller's context (a later call there would inherit a deadline long past).
+        token = _call_deadline.set(started + self._deadline)
+        try:
+            return await self._recover(method, args, kwargs, tool, error, started)
+        finally:
+            _call_deadline.reset(token)
+            _failed_generation.set(0)
+
+    async def _recover(
+        self,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        tool: str | None,
+        error: Exception,
+        started: float,
+    ) -> Any:
         link = self._link
         call = ToolCall(
             server=self.server,

@@ -242,6 +242,28 @@ async def test_healing_lists_the_tools_so_the_next_call_fetches_nothing(server: 
         assert s.reconnects == 1
 
 
+async def test_a_recovery_leaves_no_deadline_behind_for_later_calls_of_the_same_task(server: Any) -> None:
+    """A recovered call's deadline must not outlive it: a later call in the same task that meets a
+    dead session (here: without background healing, after the call's deadline has long passed) still
+    gets its own full deadline to rebuild, instead of an instant "could not be built before the deadline"."""
+    async with mcp_hooks.connect(server.url, heal=False, deadline=3.0, **SESSIONS) as s:
+        await s.call_tool("echo", {"text": "a"})
+        server.expire_sessions()  # the next call fails (404) and is recovered: its deadline is set
+        assert value(await s.call_tool("echo", {"text": "b"})) == "b"
+        assert s.reconnects == 1
+        await asyncio.sleep(3.2)  # that deadline has passed
+        await asyncio.to_thread(server.restart, signal.SIGKILL)
+        for _ in range(100):  # the dropped GET stream tells the session it is dead (bounded wait)
+            link = s._link
+            if link is not None and not link.usable:
+                break
+            await asyncio.sleep(0.05)
+        assert s._link is not None and not s._link.usable
+        # This call meets a known-dead session: it rebuilds within its own deadline.
+        assert value(await s.call_tool("echo", {"text": "c"})) == "c"
+        assert s.reconnects == 2
+
+
 async def test_proactive_healing_after_server_down(server: Any) -> None:
     async with mcp_hooks.connect(server.url, **SESSIONS) as s:
         await s.call_tool("echo", {"text": "a"})
