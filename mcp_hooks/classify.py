@@ -373,38 +373,44 @@ def _nodes(error: BaseException, budget: int) -> tuple[list[BaseException], list
         index += 1
         tp = type(node)
         info = infos.get(tp) or _type_info(tp)
-        if info[1]:  # plain: group members and wrapped errors can only be instance attributes
-            attributes = getattr(node, "__dict__", None)
-            if attributes:
-                kinds.append(info[0])
-                members = attributes.get("exceptions")
-                extra: Any = [attributes.get(attr) for attr in _WRAPPER_ATTRIBUTES]
-            else:
-                kinds.append(-1 - info[0])
-                members = extra = ()
-        else:
-            kinds.append(info[0])
-            members = getattr(node, "exceptions", None)
-            extra = [getattr(node, attr, None) for attr in _WRAPPER_ATTRIBUTES]
+        # plain: group members and wrapped errors can only be instance attributes; bare: there are none
+        attributes = (getattr(node, "__dict__", None) or None) if info[1] else None
+        bare = info[1] and attributes is None
+        kinds.append(-1 - info[0] if bare else info[0])
         if len(nodes) >= budget:
             continue  # judge what was found, look for no more
         child = node.__cause__
-        if child is not None and id(child) not in seen:
-            add(id(child))
-            append(child)
-        if isinstance(members, (tuple, list)):
-            for child in members:
-                if isinstance(child, BaseException) and id(child) not in seen:
-                    add(id(child))
-                    append(child)
-        for child in extra:
-            if isinstance(child, BaseException) and id(child) not in seen:
-                add(id(child))
+        if child is not None:
+            key = id(child)
+            if key not in seen:
+                add(key)
                 append(child)
+        if not bare:
+            if attributes is None:
+                members = getattr(node, "exceptions", None)
+                extra: Any = [getattr(node, attr, None) for attr in _WRAPPER_ATTRIBUTES]
+            else:
+                members = attributes.get("exceptions")
+                extra = [attributes.get(attr) for attr in _WRAPPER_ATTRIBUTES]
+            if isinstance(members, (tuple, list)):
+                for child in members:
+                    if isinstance(child, BaseException):
+                        key = id(child)
+                        if key not in seen:
+                            add(key)
+                            append(child)
+            for child in extra:
+                if isinstance(child, BaseException):
+                    key = id(child)
+                    if key not in seen:
+                        add(key)
+                        append(child)
         child = node.__context__
-        if child is not None and id(child) not in seen:
-            add(id(child))
-            append(child)
+        if child is not None:
+            key = id(child)
+            if key not in seen:
+                add(key)
+                append(child)
     del nodes[budget:], kinds[budget:]
     return nodes, kinds
 
