@@ -393,11 +393,13 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
 async def storm(suite: Suite, srv: FaultServer) -> None:
     sizes = (1, 10, 100) if suite.quick else (1, 10, 100, 1000)
     rounds = 1 if suite.quick else 3
-    results: dict[int, tuple[float, float, int]] = {}
+    results: dict[int, tuple[float, float, int, int, str]] = {}
     for n in sizes:
         storm_s: list[float] = []
         warm_s: list[float] = []
         reconnects: list[int] = []
+        answered = n
+        first_failure = ""
         async with mcp_hooks.connect(srv.url, heal=False, **SESSIONS) as session:
             answered_text(await session.call_tool(*ECHO))
             for _ in range(rounds):
@@ -408,16 +410,22 @@ async def storm(suite: Suite, srv: FaultServer) -> None:
                 answers = await asyncio.gather(*(session.call_tool(*ECHO) for _ in range(n)), return_exceptions=True)
                 storm_s.append(time.perf_counter() - started)
                 failed = [a for a in answers if isinstance(a, BaseException)]
-                if failed:
-                    fail(f"storm N={n}: {len(failed)} of {n} calls failed, first: {failed[0]!r}")
                 for answer in answers:
-                    answered_text(answer)
+                    if not isinstance(answer, BaseException):
+                        answered_text(answer)
+                if failed:
+                    answered = min(answered, n - len(failed))
+                    first_failure = first_failure or f"{type(failed[0]).__name__}: {failed[0]}"
                 reconnects.append(session.reconnects - before)
-        results[n] = (median(storm_s), median(warm_s), max(reconnects))
+        results[n] = (median(storm_s), median(warm_s), max(reconnects), answered, first_failure)
     one = results[1][0]
-    for n, (storm_time, warm_time, most) in results.items():
+    for n, (storm_time, warm_time, most, ok, failure) in results.items():
         r = ratio(storm_time, one)
-        gap = f": the server's own throughput sets this time ({fmt_ms(storm_time - warm_time)} beyond it)"
+        note = f"the same N calls on a warm session take {fmt_ms(warm_time)}"
+        if r > 2.0:
+            note += f": the SDK's and server's throughput set this time ({fmt_ms(storm_time - warm_time)} beyond it)"
+        if ok < n:
+            note += f"; {n - ok} call(s) failed in the worst round: {failure[:160]}"
         suite.add(
             Figure(
                 f"storm.n{n}",
@@ -426,10 +434,10 @@ async def storm(suite: Suite, srv: FaultServer) -> None:
                 storm_time * 1e3,
                 one * 1e3,
                 "ms",
-                f"{most} reconnect(s), all {n} answered in {fmt_ms(storm_time)} ({fmt_ratio(r)} the N = 1 figure)",
+                f"{most} reconnect(s), {ok}/{n} answered in {fmt_ms(storm_time)} ({fmt_ratio(r)} the N = 1 figure)",
                 "1 reconnect, <= 2x N = 1",
-                most == 1 and r <= 2.0,
-                note=f"the same N calls on a warm session take {fmt_ms(warm_time)}" + (gap if r > 2.0 else ""),
+                most == 1 and ok == n and r <= 2.0,
+                note=note,
             )
         )
 
