@@ -358,15 +358,22 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
     rounds = 3 if suite.quick else 9
     warm: list[float] = []
     healed: list[float] = []
+    heal_s: list[float] = []
     async with mcp_hooks.connect(srv.url, **SESSIONS) as session:
         answered_text(await session.call_tool(*ECHO))
         for _ in range(rounds):
             warm.append(median([await timed(session.call_tool(*ECHO)) for _ in range(5)]))
             before = session.reconnects
             await asyncio.to_thread(srv.restart)
+            restarted = time.perf_counter()
             await asyncio.sleep(1.0)
-            if session.reconnects != before + 1:
+            for _ in range(100):  # the SDK retries the dropped GET stream after ~1 s: wait for the heal, bounded
+                if session.reconnects == before + 1:
+                    break
+                await asyncio.sleep(0.1)
+            else:
                 fail(f"healing: the session was not rebuilt in the background ({session.reconnects - before})")
+            heal_s.append(time.perf_counter() - restarted)
             healed.append(await timed(session.call_tool(*ECHO)))
             if session.reconnects != before + 1:
                 fail("healing: the call after healing needed another reconnect")
@@ -382,7 +389,8 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
             f"{fmt_ratio(r)} ({fmt_ms(median(healed))} vs {fmt_ms(median(warm))})",
             "<= 1.5x",
             r <= 1.5,
-            note=f"median of {rounds} restarts; the healed call is the new server process's first tool call",
+            note=f"median of {rounds} restarts; the call is made 1 s after the restart or once healed "
+            f"(median {median(heal_s):.2f} s after it); it is the new server process's first tool call",
         )
     )
 

@@ -232,6 +232,9 @@ async def _rebuild(server: Any, state: _owner.OwnerState) -> bool:
 #: How long requests still pending on a session being replaced may take to get their own answers.
 SETTLE_GRACE = 0.5
 
+#: Ends the message of the shim's refusal of a request made on an mcp 1.x session it already settled.
+SEALED_DETAIL = "(the session was being closed)"
+
 
 async def _settle_pending(server: Any, grace: float = SETTLE_GRACE) -> None:
     """Let the requests on ``server``'s old session finish before it is closed, then settle the rest.
@@ -239,7 +242,10 @@ async def _settle_pending(server: Any, grace: float = SETTLE_GRACE) -> None:
     Calls queued on openai-agents' request lock (it sends one request at a time over streamable HTTP)
     go out on the old session and get their own answers, typically the 404 of a restarted server,
     which proves the request did not run. Whatever is still pending after ``grace`` seconds is
-    answered "Connection closed" (lost in flight, replayed only if safe) by :func:`_settle_now`.
+    answered "Connection closed" (lost in flight, replayed only if safe) by :func:`_settle_now`, which
+    also seals the session: a queued call that gets the lock after that point (the lock is free for a
+    moment between two queued calls, so "not busy" can be seen while calls still wait) is refused at
+    once as never sent, instead of going out on a connection being closed.
     """
     session = getattr(server, "session", None)
     streams = getattr(session, "_response_streams", None)
@@ -257,19 +263,26 @@ async def _settle_pending(server: Any, grace: float = SETTLE_GRACE) -> None:
 
 
 def _settle_now(session: Any) -> None:
-    """Answer every request still pending on an mcp 1.x ``session`` with "Connection closed" (no await).
+    """Seal an mcp 1.x ``session`` that is about to be closed, and answer every request still pending
+    on it with "Connection closed" (no await).
 
-    mcp 1.x means to do this itself when a session closes, but with ``await`` inside the scope being
-    cancelled, so the answers never go out and the callers wait for their read timeout (forever
-    without one). mcp 2.x answers them itself, synchronously (and has no ``_response_streams``).
+    mcp 1.x means to answer pending requests itself when a session closes, but with ``await`` inside
+    the scope being cancelled, so the answers never go out and the callers wait for their read timeout
+    (forever without one). A request made on the session after this point would meet the same fate:
+    openai-agents' calls take ``server.session`` before they queue on its request lock, so one can
+    reach the old session while it is being closed, be handed to a transport that is shutting down,
+    and never be answered. The seal refuses such a request at once, before it is sent (see
+    :class:`_Sealed`). mcp 2.x answers pending requests itself, synchronously (and has no
+    ``_response_streams``): nothing to do there.
     """
     streams = getattr(session, "_response_streams", None)
-    if not isinstance(streams, dict) or not streams:
+    if not isinstance(streams, dict):
         return
     try:
         from mcp.types import CONNECTION_CLOSED, ErrorData, JSONRPCError
     except ImportError:  # not the 1.x shape after all
         return
+    _seal(session)
     for request_id, stream in list(streams.items()):
         try:
             stream.send_nowait(
@@ -279,6 +292,47 @@ def _settle_now(session: Any) -> None:
             )
         except Exception as exc:  # already answered or closed
             log.debug("mcp_hooks: settling request %r: %r", request_id, exc)
+
+
+def _seal(session: Any) -> None:
+    """From now on ``session`` (mcp 1.x) sends nothing: its requests are refused as never sent."""
+    write_stream = getattr(session, "_write_stream", None)
+    if write_stream is None or isinstance(write_stream, _Sealed):
+        return
+    try:
+        session._write_stream = _Sealed(write_stream)
+    except (AttributeError, TypeError) as exc:  # not the 1.x shape after all
+        log.debug("mcp_hooks: sealing the session %r: %r", session, exc)
+
+
+class _Sealed:
+    """The write stream of an mcp 1.x session the shim settled: it sends nothing more.
+
+    A request is refused with the SDK's own ``McpError`` (``-32000``, :data:`REFUSED_MARK`): it never
+    left, so the shim's plugin has it replayed (once the session is rebuilt) even for a write. Anything
+    else (a notification, an answer to the server) is dropped: the session is being closed. Only this
+    name is rebound on the session; the transport and the session's own receive loop keep the real
+    stream, and close it as usual.
+    """
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def send(self, item: Any) -> None:
+        message = getattr(getattr(item, "message", None), "root", None)
+        method = getattr(message, "method", None)
+        if getattr(message, "id", None) is not None and isinstance(method, str):
+            from mcp.shared.exceptions import McpError
+            from mcp.types import CONNECTION_CLOSED, ErrorData
+
+            log.debug("mcp_hooks: %s refused: the session was settled and is being closed", method)
+            raise McpError(ErrorData(code=CONNECTION_CLOSED, message=f"{REFUSED_MARK} {SEALED_DETAIL}"))
+        log.debug("mcp_hooks: %r dropped: the session was settled and is being closed", method)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 # --- connect / cleanup in the owner task ----------------------------------------------------------------

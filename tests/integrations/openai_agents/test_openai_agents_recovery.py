@@ -159,6 +159,48 @@ async def test_parallel_calls_lost_in_flight_share_one_reconnect(shim: Any, rebu
     print(f"[{target.transport}] 10 calls across a kill answered {elapsed:.2f} s after the restart began")
 
 
+def _queued(lock: asyncio.Lock) -> int:
+    """How many tasks wait for ``lock`` (asyncio keeps them in ``_waiters``; no public count exists)."""
+    return len(getattr(lock, "_waiters", None) or ())
+
+
+async def test_call_reaching_the_old_session_after_it_was_settled_is_replayed(
+    shim: Any, rebuilds: Any, http_target: Target
+) -> None:
+    """mcp 1.x: a call takes ``server.session`` before it queues on openai-agents' request lock, so it can
+    reach the old session after the rebuild settled it (the lock is free for a moment between two
+    queued calls). It must not go out on a connection being closed, where nobody answers it (it waited
+    for the 5 s read timeout and failed): it is refused as never sent and replayed on the new session,
+    so even a write runs exactly once. The test holds the lock itself to pin that order."""
+    if MCP_V2:
+        pytest.skip("mcp 2.x over HTTP is session-less: a restart replaces no session")
+    srv = http_target.srv
+    async with http_target.server() as server:
+        await invoke(server, "echo", text="warm up")
+        old = server.session
+        lock = server._request_lock  # openai-agents: one request at a time per streamable-HTTP server
+        http_target.restart()
+        await lock.acquire()  # as a request in flight on the old session would
+        first = asyncio.ensure_future(invoke(server, "echo", text="first"))
+        await wait_until_async(lambda: _queued(lock) == 1, "the first call to queue on the request lock")
+        again = asyncio.ensure_future(lock.acquire())  # the lock is taken again right after the first call
+        await wait_until_async(lambda: _queued(lock) == 2, "the test to queue on the request lock")
+        write = asyncio.ensure_future(invoke(server, "incr", key="late"))
+        await wait_until_async(lambda: _queued(lock) == 3, "the write to queue on the request lock")
+        lock.release()  # the first call meets the stale session (404) and the rebuild begins
+        await asyncio.wait_for(again, 30)
+        await wait_until_async(lambda: mcp_hooks_openai_agents.reconnect_count(server) == 1, "the rebuild")
+        assert server.session is not old
+        lock.release()  # now the write reaches the old session, settled and closed by the rebuild
+        answers = await asyncio.wait_for(asyncio.gather(first, write), 60)
+        assert text(answers[0]).startswith("first (pid ")
+        assert text(answers[1]) == "1"
+        assert rebuilds.count == 1
+    assert srv.counter("late") == 1
+    assert srv.executions("incr") == 1  # refused before it was sent, then run once on the new session
+    assert srv.executions("echo") == 1 + 1  # warm up; the first call ran only on the new session
+
+
 async def test_parallel_writes_after_a_restart_run_once_each(shim: Any, rebuilds: Any, http_target: Target) -> None:
     """Ten non-idempotent writes sent to a restarted server: refused (404) before they ran, so all are
     replayed after one shared rebuild, and each runs exactly once."""
