@@ -156,3 +156,24 @@ def fail(message: str) -> None:
     """A figure that could not be measured: the suite says so and exits non-zero."""
     print(f"benchmark failed: {message}", file=sys.stderr, flush=True)
     raise SystemExit(1)
+
+
+def run_quick(module: str, out: Path, *, timeout: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a suite with ``--quick`` in a subprocess (for the smoke tests) and return the document it wrote.
+
+    Raises ``AssertionError`` with the suite's output tail when it exits non-zero."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--quick", "--out", str(out)],
+        cwd=RESULTS.parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    document: dict[str, Any] = json.loads(out.read_text())
+    return document

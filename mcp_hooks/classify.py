@@ -379,40 +379,32 @@ def _nodes(error: BaseException, budget: int) -> tuple[list[BaseException], list
         kinds.append(-1 - info[0] if bare else info[0])
         if len(nodes) >= budget:
             continue  # judge what was found, look for no more
-        child = node.__cause__
-        if child is not None:
-            key = id(child)
-            if key not in seen:
-                add(key)
-                append(child)
-        if not bare:
+        if bare:
+            children: Any = (node.__cause__, node.__context__)
+        else:
             if attributes is None:
                 members = getattr(node, "exceptions", None)
-                extra: Any = [getattr(node, attr, None) for attr in _WRAPPER_ATTRIBUTES]
+                extra = [getattr(node, attr, None) for attr in _WRAPPER_ATTRIBUTES]
             else:
                 members = attributes.get("exceptions")
                 extra = [attributes.get(attr) for attr in _WRAPPER_ATTRIBUTES]
-            if isinstance(members, (tuple, list)):
-                for child in members:
-                    if isinstance(child, BaseException):
-                        key = id(child)
-                        if key not in seen:
-                            add(key)
-                            append(child)
-            for child in extra:
-                if isinstance(child, BaseException):
-                    key = id(child)
-                    if key not in seen:
-                        add(key)
-                        append(child)
-        child = node.__context__
-        if child is not None:
-            key = id(child)
-            if key not in seen:
-                add(key)
-                append(child)
+            if not isinstance(members, (tuple, list)):
+                members = ()
+            children = (node.__cause__, *members, *extra, node.__context__)
+        for child in children:
+            if isinstance(child, BaseException):
+                key = id(child)
+                if key not in seen:
+                    add(key)
+                    append(child)
     del nodes[budget:], kinds[budget:]
     return nodes, kinds
+
+
+def _first_of_kind(kinds: list[int], kind: int) -> int | None:
+    """The index of the first node of ``kind`` (bare or not), or ``None``."""
+    found = [kinds.index(k) for k in (kind, -1 - kind) if k in kinds]
+    return min(found) if found else None
 
 
 def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
@@ -423,9 +415,9 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
     best: Verdict | None = None
     marked: Verdict | None = None  # a mark anywhere outranks wording anywhere
     nodes, kinds = _nodes(error, budget)
-    if _KIND_INTERRUPTED in kinds or -1 - _KIND_INTERRUPTED in kinds:
-        node = nodes[kinds.index(_KIND_INTERRUPTED if _KIND_INTERRUPTED in kinds else -1 - _KIND_INTERRUPTED)]
-        return Verdict(Loss.INTERRUPTED, "InterruptedError: the user asked to stop", node)
+    interrupted = _first_of_kind(kinds, _KIND_INTERRUPTED)
+    if interrupted is not None:
+        return Verdict(Loss.INTERRUPTED, "InterruptedError: the user asked to stop", nodes[interrupted])
     for node, kind in zip(nodes, kinds, strict=True):
         if kind < 0:  # bare: no mark, no code, no response; its type and words tell
             if best is None and kind != -1 - _KIND_SKIP_SELF:
@@ -449,11 +441,9 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
 def server_unreachable(error: BaseException, *, budget: int = NODE_BUDGET) -> bool:
     """``True`` when a typed connection failure before sending (refused, connect timeout) stands in the
     error graph: the server is down or restarting, not answering with a verdict of its own."""
-    kinds = _nodes(error, budget)[1]
-    return _KIND_REFUSED in kinds or -1 - _KIND_REFUSED in kinds
+    return _first_of_kind(_nodes(error, budget)[1], _KIND_REFUSED) is not None
 
 
 def is_interrupted(error: BaseException, *, budget: int = NODE_BUDGET) -> bool:
     """``True`` when an ``InterruptedError`` stands anywhere in the error graph (within the budget)."""
-    kinds = _nodes(error, budget)[1]
-    return _KIND_INTERRUPTED in kinds or -1 - _KIND_INTERRUPTED in kinds
+    return _first_of_kind(_nodes(error, budget)[1], _KIND_INTERRUPTED) is not None

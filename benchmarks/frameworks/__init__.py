@@ -118,3 +118,17 @@ def spread_ms(values: Iterable[float]) -> str:
     if not found:
         return "none"
     return f"median {ms(med(found))} ({found[0] * 1000:.0f}-{found[-1] * 1000:.0f})"
+
+
+def switch_shim(name: str, integration: Any, on: bool) -> None:
+    """Turn a framework's shim on (as a user does, ``mcp_hooks.instrument(name)``) or off, and check it."""
+    from benchmarks.common import fail
+
+    if on:
+        enabled = mcp_hooks.instrument(name)
+        if enabled != {name: True}:
+            fail(f"mcp_hooks.instrument({name!r}) answered {enabled}: {integration.why_not}")
+    else:
+        mcp_hooks.uninstrument(name)
+        if integration.enabled:
+            fail(f"the {name} shim is still on after uninstrument()")

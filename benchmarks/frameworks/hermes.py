@@ -40,7 +40,7 @@ from typing import Any
 
 import mcp_hooks
 from benchmarks.common import Figure, Suite, arguments, fail, ratio
-from benchmarks.frameworks import counting_reconnects, fresh_call, log_to_file, med, ms, spread_ms, times
+from benchmarks.frameworks import counting_reconnects, fresh_call, log_to_file, med, ms, spread_ms, switch_shim, times
 from mcp_hooks.testing import FaultServer
 
 GROUP = "Against hermes-agent 0.19"
@@ -108,14 +108,7 @@ def shim(on: bool) -> Iterator[None]:
     """hermes with the shim (turned on as a user does, before hermes connects), or as shipped."""
     from mcp_hooks_hermes import mcp_hooks_integration
 
-    if on:
-        enabled = mcp_hooks.instrument("hermes")
-        if enabled != {"hermes": True}:
-            fail(f"mcp_hooks.instrument('hermes') answered {enabled}: {mcp_hooks_integration.why_not}")
-    else:
-        mcp_hooks.uninstrument("hermes")
-        if mcp_hooks_integration.enabled:
-            fail("the hermes shim is still on after uninstrument()")
+    switch_shim("hermes", mcp_hooks_integration, on)
     try:
         yield
     finally:

@@ -35,7 +35,7 @@ from typing import Any
 
 import mcp_hooks
 from benchmarks.common import Figure, Suite, arguments, fail, ratio
-from benchmarks.frameworks import MCP_MAJOR, fresh_call, log_to_file, med, ms, spread_ms, times
+from benchmarks.frameworks import MCP_MAJOR, fresh_call, log_to_file, med, ms, spread_ms, switch_shim, times
 from mcp_hooks.testing import FaultServer
 
 GROUP = "Against openai-agents 0.24" + (" (mcp 2.x)" if MCP_MAJOR >= 2 else "")
@@ -108,15 +108,7 @@ def text(output: Any) -> str:
 def set_shim(on: bool) -> None:
     import mcp_hooks_openai_agents
 
-    integration = mcp_hooks_openai_agents.mcp_hooks_integration
-    if on:
-        enabled = mcp_hooks.instrument("openai-agents")
-        if enabled != {"openai-agents": True}:
-            fail(f"mcp_hooks.instrument('openai-agents') answered {enabled}: {integration.why_not}")
-    else:
-        mcp_hooks.uninstrument("openai-agents")
-        if integration.enabled:
-            fail("the openai-agents shim is still on after uninstrument()")
+    switch_shim("openai-agents", mcp_hooks_openai_agents.mcp_hooks_integration, on)
 
 
 def label(on: bool) -> str:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import report
+from benchmarks.common import run_quick
 
 EXPECTED = {
     "overhead.sync",
@@ -37,17 +36,7 @@ EXPECTED = {
 @pytest.mark.timeout(170)
 def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "core.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.core", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=160,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    document = json.loads(out.read_text())
+    document = run_quick("benchmarks.core", out, timeout=160)
     figures = {f["id"]: f for f in document["figures"]}
     assert set(figures) == EXPECTED
     assert document["quick"] is True
@@ -85,11 +74,6 @@ def test_report_renders_the_table(tmp_path: Path) -> None:
     (tmp_path / "core-mcp2.json").write_text(json.dumps(document))
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- benchmarks:start -->\nold\n<!-- benchmarks:end -->\nrest\n")
-    sys.path.insert(0, str(ROOT))
-    try:
-        from benchmarks import report
-    finally:
-        sys.path.remove(str(ROOT))
     table = report.render(report.load(tmp_path))
     assert "| a \\| b [1] | 0.50x | <= 1.1x | yes |" in table
     assert "1. why" in table

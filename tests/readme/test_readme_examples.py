@@ -19,10 +19,10 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import readme_blocks
 
 import mcp_hooks
 from mcp_hooks import ENTRY_POINT_GROUP, Loss, PluginOrigin, build_plugin_manager, hookimpl, is_session_expired
@@ -34,19 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(90)
 
 
-def _load_readme_blocks() -> ModuleType:
-    """``tests/readme_blocks.py``, imported by path (the test folders are not packages)."""
-    module = sys.modules.get("readme_blocks")
-    if module is None:
-        spec = importlib.util.spec_from_file_location("readme_blocks", ROOT / "tests" / "readme_blocks.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["readme_blocks"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-readme_blocks = _load_readme_blocks()
 BLOCKS = readme_blocks.blocks()
 
 

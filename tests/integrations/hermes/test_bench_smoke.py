@@ -6,17 +6,14 @@ that do not depend on speed. No timing is asserted.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from benchmarks.common import run_quick
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -28,16 +25,7 @@ def _number(value: Any) -> bool:
 def test_the_quick_suite_writes_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "x.json"
     env = dict(os.environ, HERMES_HOME=str(tmp_path / "hermes-home"))
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.frameworks.hermes", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=360,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    document = json.loads(out.read_text())
+    document = run_quick("benchmarks.frameworks.hermes", out, timeout=360, env=env)
     assert document["suite"] == "hermes"
     assert document["quick"] is True
     assert document["versions"]["hermes-agent"].startswith("0.19")

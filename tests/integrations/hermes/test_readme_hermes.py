@@ -4,13 +4,10 @@ through mcp-hooks (no model involved: calls go through hermes' tool dispatcher, 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+import readme_blocks
 from hermes_helpers import Hermes, Observed, server_pid
 from mcp_hooks_hermes import mcp_hooks_integration
 
@@ -19,20 +16,6 @@ import mcp_hooks
 pytestmark = pytest.mark.timeout(90)
 
 
-def _load_readme_blocks() -> ModuleType:
-    """``tests/readme_blocks.py``, imported by path (the test folders are not packages)."""
-    module = sys.modules.get("readme_blocks")
-    if module is None:
-        path = Path(__file__).resolve().parents[2] / "readme_blocks.py"
-        spec = importlib.util.spec_from_file_location("readme_blocks", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["readme_blocks"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-readme_blocks = _load_readme_blocks()
 BLOCKS = readme_blocks.blocks_for("hermes")
 
 

@@ -6,17 +6,14 @@ that do not depend on speed. No timing is asserted.
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from oa_support import MCP_V2
 
-ROOT = Path(__file__).resolve().parents[3]
+from benchmarks.common import run_quick
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -27,15 +24,7 @@ def _number(value: Any) -> bool:
 
 def test_the_quick_suite_writes_its_figures(tmp_path: Path) -> None:
     out = tmp_path / "x.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.frameworks.openai_agents", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=360,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    document = json.loads(out.read_text())
+    document = run_quick("benchmarks.frameworks.openai_agents", out, timeout=360)
     assert document["suite"] == ("openai-agents-mcp2" if MCP_V2 else "openai-agents")
     assert document["quick"] is True
     assert document["versions"]["openai-agents"].startswith("0.24")

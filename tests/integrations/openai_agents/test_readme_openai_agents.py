@@ -6,16 +6,13 @@ agent's own."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import mcp_hooks_openai_agents
 import pytest
+import readme_blocks
 from oa_support import FRAMEWORK_WARNINGS, MCP_V2, invoke, pid_in, text
 
 import mcp_hooks
@@ -24,20 +21,6 @@ from mcp_hooks.testing import FaultServer
 pytestmark = [pytest.mark.timeout(90), FRAMEWORK_WARNINGS]
 
 
-def _load_readme_blocks() -> ModuleType:
-    """``tests/readme_blocks.py``, imported by path (the test folders are not packages)."""
-    module = sys.modules.get("readme_blocks")
-    if module is None:
-        path = Path(__file__).resolve().parents[2] / "readme_blocks.py"
-        spec = importlib.util.spec_from_file_location("readme_blocks", path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["readme_blocks"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-readme_blocks = _load_readme_blocks()
 BLOCKS = readme_blocks.blocks_for("openai-agents")
 INSTRUMENT_ALL = [b for b in BLOCKS if "mcp_hooks.instrument()" in b.source]
 EXAMPLE = [b for b in BLOCKS if "MCPServerStreamableHttp(" in b.source]
