@@ -88,6 +88,14 @@ class _Link:
         self.death: BaseException | None = None
         self.drained = asyncio.Event()
         self.annotations: dict[str, Any] | None = None
+        self.opening: asyncio.Task[Any] | None = None  # the owner task, while it opens this link
+        self.aborted: str | None = None  # why its opening was cut short
+
+    def abort_opening(self, why: str) -> None:
+        """Cut short an opening that can no longer succeed (its handshake was lost, or it took too long)."""
+        if self.opening is not None and self.aborted is None:
+            self.aborted = why
+            self.opening.cancel()
 
     def leave(self, task: asyncio.Task[Any]) -> None:
         self.callers.discard(task)
@@ -449,6 +457,9 @@ class ResilientSession:
         if link.trouble is None:
             link.trouble = why
         link.usable = False
+        # Lost while still opening (the old server answered the handshake as it shut down): the SDK
+        # would wait for the initialize answer forever, so the opening fails now and is retried.
+        link.abort_opening(f"the session was lost while it was being opened ({why.detail or why.loss.value})")
         if self._closing or not self._options.heal:
             return
         if self._heal_task is None or self._heal_task.done():
@@ -508,7 +519,7 @@ class ResilientSession:
             published = False
             try:
                 async with contextlib.AsyncExitStack() as stack:
-                    await self._open(stack, link)
+                    await self._open_bounded(stack, link)
                     self._generation = link.generation
                     if self._link is not None:
                         self.reconnects += 1
@@ -547,6 +558,35 @@ class ResilientSession:
             if task not in link.cut and not task.done():
                 link.cut.add(task)
                 task.cancel()
+
+    async def _open_bounded(self, stack: contextlib.AsyncExitStack, link: _Link) -> None:
+        """``_open``, cut short (as a ``ConnectionError``) when the watcher gives the link up before it is
+        open, or after ``deadline`` seconds: a build never hangs, not even a background one."""
+        task = asyncio.current_task()
+        assert task is not None
+        link.opening = task
+        timer = asyncio.get_running_loop().call_later(
+            self._deadline, link.abort_opening, f"opening took longer than {self._deadline:g} s"
+        )
+        try:
+            await self._open(stack, link)
+        except asyncio.CancelledError:
+            if link.aborted is None or self._closing:
+                raise
+            uncancel = getattr(task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()
+            raise ConnectionError(f"MCP session to {self.server}: {link.aborted}") from None
+        finally:
+            timer.cancel()
+            link.opening = None
+        if link.aborted is not None:  # cancelled as it returned: the cancellation is still pending
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+            uncancel = getattr(task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()
+            raise ConnectionError(f"MCP session to {self.server}: {link.aborted}")
 
     async def _open(self, stack: contextlib.AsyncExitStack, link: _Link) -> None:
         opts = self._options

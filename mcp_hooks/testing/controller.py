@@ -730,6 +730,16 @@ class FaultServer:
             raise ValueError(f"when must be 'after' or 'before', not {when!r}")
         self._files.update_controls(lambda c: c.__setitem__("kill_next_call", {"tool": tool, "when": when}))
 
+    def kill_during_next_handshake(self) -> None:
+        """SIGKILL the server as it answers the next ``initialize`` (HTTP only); one-shot.
+
+        The response headers reach the client, the body never does: a client that was reconnecting
+        has its handshake lost in flight (what a redeploy does to a client that reconnects too early).
+        """
+        if self.transport != "http":
+            raise FaultServerError("kill_during_next_handshake() needs an HTTP fault server")
+        self._files.update_controls(lambda c: c.__setitem__("kill_next_handshake", True))
+
     def set_stale_style(self, style: str) -> None:
         """Change how stale session ids are answered, at run time (see ``STALE_STYLES``)."""
         if style not in STALE_STYLES:

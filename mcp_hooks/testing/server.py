@@ -20,6 +20,9 @@ on every request and tool call (a ``stat``; parsed again when it changed):
 
 * ``kill_next_call``: ``{"tool": name|null, "when": "after"|"before"}``, one-shot SIGKILL of
   this process after the tool ran (the call is lost in flight) or on arrival;
+* ``kill_next_handshake``: ``true``, one-shot SIGKILL of this process as it answers the next
+  ``initialize`` (a POST without a session id): the headers go out, the body never does, like a
+  server that dies during a redeploy just as a client reconnects;
 * ``expire_sessions``: a generation number; sessions issued under an older one are expired;
 * ``delay``: ``{"tool": name|null, "seconds": s}``;
 * ``stale_style``: how stale session ids are answered (overrides ``--stale-style``).
@@ -138,6 +141,19 @@ class FaultState:
 
         self.files.update_controls(change)
         return taken[0] if taken else None
+
+    def take_handshake_kill(self) -> bool:
+        """Consume an armed ``kill_next_handshake`` (one-shot, persisted before acting on it)."""
+        if not self.controls().get("kill_next_handshake"):
+            return False
+        taken: list[bool] = []
+
+        def change(controls: dict[str, Any]) -> None:
+            if controls.pop("kill_next_handshake", None):
+                taken.append(True)
+
+        self.files.update_controls(change)
+        return bool(taken)
 
     def die(self, tool: str, when: str) -> NoReturn:
         logger.warning("SIGKILL: armed kill %s tool %r (pid %d)", when, tool, self.pid)
@@ -467,6 +483,8 @@ class FaultMiddleware:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send, session_id: str | None, style: str) -> None:
         restyle = False
+        post = scope.get("method") == "POST"
+        die_answering = session_id is None and post and self.state.take_handshake_kill()
 
         async def watch(message: Message) -> None:
             nonlocal restyle
@@ -486,9 +504,11 @@ class FaultMiddleware:
                         restyle = True
                         await self._answer_stale(style, send)
                         return
+            if die_answering and message["type"] == "http.response.body":
+                await _sleep(0.05)  # the headers reach the client first
+                self.state.die("initialize", "answering")
             await send(message)
 
-        post = scope.get("method") == "POST"
         if session_id is not None:
             self.in_flight[session_id] = self.in_flight.get(session_id, 0) + 1
             if post:

@@ -288,3 +288,28 @@ async def test_sessionless_protocol_restart_is_invisible(server: Any) -> None:
         await asyncio.sleep(0.5)
         assert value(await s.call_tool("echo", {"text": "c"})) == "c"
         assert s.reconnects == 0
+
+
+@pytest.mark.parametrize("heal", [False, True], ids=["call-rebuilds", "background-heal"])
+async def test_handshake_lost_in_flight_is_retried_not_waited_on(server: Any, heal: bool) -> None:
+    """The server dies as it answers the reconnect's ``initialize`` (headers sent, body never): the SDK
+    would wait for that answer forever; the opening is given up at once and retried when it is back.
+    Waiting on it would outlast the call's 12 s deadline (a rebuild attempt waits up to 10 s)."""
+    async with mcp_hooks.connect(server.url, heal=heal, deadline=12.0, **SESSIONS) as s:
+        first = text(await s.call_tool("echo", {"text": "a"}))
+        server.kill_during_next_handshake()
+        server.expire_sessions()
+
+        def bring_back() -> None:
+            server.wait_exit(timeout=20.0)  # the armed kill fired during the handshake
+            time.sleep(0.3)
+            server.start()
+
+        back = asyncio.ensure_future(asyncio.to_thread(bring_back))
+        try:
+            answer = await s.call_tool("echo", {"text": "b"})
+        finally:
+            await asyncio.wait_for(back, 25.0)
+        assert value(answer) == "b"
+        assert text(answer).split(" (pid", 1)[1] != first.split(" (pid", 1)[1], "answered by the killed process"
+        assert s.reconnects >= 1
