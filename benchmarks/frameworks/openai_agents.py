@@ -358,10 +358,8 @@ def gap_cause(rounds: list[ConcurrentRound]) -> str:
     causes = []
     if "Could not reach the server" in seen:
         causes.append(
-            "the restarted server takes about a second to accept connections again, and the shim's recovery "
-            "(engine defaults: max_reconnects=3, backoff from 0.1 s) can spend its 3 rebuilds within about half a "
-            "second while the server is still down, then give up (the hermes shim waits until the server accepts "
-            "connections before rebuilding)"
+            "the restarted server did not accept connections again before the call's deadline (rebuilds that "
+            "find it down are retried with backoff until then, not counted against max_reconnects)"
         )
     if "Timed out while waiting for response" in seen:
         causes.append(

@@ -75,6 +75,9 @@ IN_FLIGHT_MESSAGE = "Connection closed: the connection broke before the answer a
 
 #: openai-agents' own wording for a request that could not be sent (an HTTP ConnectError).
 _CONNECT_ERROR_TEXT = "Connection lost. The server may have disconnected."
+#: openai-agents' own wording for a ``connect()`` that could not reach the server (an HTTP ConnectError,
+#: which it drops from the cause chain when it cannot vouch for the URLs in it).
+_UNREACHABLE_TEXT = "Could not reach the server."
 _CONFIGURABLE = frozenset({"max_reconnects", "deadline", "replay_safe_tools"})
 
 
@@ -122,6 +125,20 @@ def _never_sent(error: BaseException) -> bool:
         except Exception:  # a broken __str__ says nothing
             continue
         if REFUSED_MARK in text or (_CONNECT_ERROR_TEXT in text and type(node).__name__ == "UserError"):
+            return True
+    return False
+
+
+def _unreachable(error: BaseException) -> bool:
+    """``connect()`` found no server to talk to: openai-agents' wording, or a typed ``ConnectError``."""
+    for node in _walk(error):
+        if type(node).__name__ == "ConnectError":
+            return True
+        try:
+            text = str(node)
+        except Exception:  # a broken __str__ says nothing
+            continue
+        if _UNREACHABLE_TEXT in text and type(node).__name__ == "UserError":
             return True
     return False
 
@@ -218,7 +235,14 @@ async def _rebuild(server: Any, state: _owner.OwnerState) -> bool:
     try:
         await _settle_pending(server)
         await server.cleanup()
-        await server.connect()
+        try:
+            await server.connect()
+        except Exception as exc:
+            if _unreachable(exc):
+                # Typed, so the engine sees a server that is down or restarting: such rebuilds are retried
+                # with backoff until the deadline instead of using up max_reconnects in half a second.
+                raise ConnectionRefusedError(f"{exc} (mcp-hooks: the server is down or restarting)") from exc
+            raise
     finally:
         state.rebuilding = False
     state.connected_by_owner = True
