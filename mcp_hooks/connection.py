@@ -594,7 +594,12 @@ class ResilientSession:
             http = _httpx.AsyncClient(
                 headers=dict(opts.headers or {}),
                 auth=opts.auth,
-                timeout=_httpx.Timeout(opts.timeout, read=opts.sse_read_timeout),
+                # A request waiting for one of the pool's connections waits behind requests that are
+                # answered in turn: bounded like a stream read, not like a connect (under mcp 1.x a
+                # PoolTimeout fails the whole transport, and every call in flight with it).
+                timeout=_httpx.Timeout(
+                    opts.timeout, read=opts.sse_read_timeout, pool=max(opts.timeout, opts.sse_read_timeout)
+                ),
                 transport=_WatchingTransport(_httpx.AsyncHTTPTransport(), self, link),
             )
             await stack.enter_async_context(http)
@@ -771,7 +776,8 @@ async def connect(
     :param target: a streamable-HTTP URL, or an ``mcp.StdioServerParameters``.
     :param headers: HTTP headers for every request (for example authorization; never logged).
     :param auth: an ``httpx.Auth`` (``httpx2.Auth`` under mcp 2.x), passed to the HTTP client.
-    :param timeout: HTTP connect/write/pool timeout; ``sse_read_timeout`` the read timeout of streams.
+    :param timeout: HTTP connect/write timeout; ``sse_read_timeout`` the read timeout of streams, and how
+        long a request may wait for one of the HTTP client's 100 pooled connections.
     :param read_timeout_seconds: the SDK's per-request timeout (none by default: a call lost in flight
         is settled by watching the connection, not by cutting slow tools short).
     :param mode: mcp 2.x only: ``"auto"`` (the session-less 2026-07-28 protocol where the server

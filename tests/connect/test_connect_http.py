@@ -313,3 +313,19 @@ async def test_handshake_lost_in_flight_is_retried_not_waited_on(server: Any, he
         assert value(answer) == "b"
         assert text(answer).split(" (pid", 1)[1] != first.split(" (pid", 1)[1], "answered by the killed process"
         assert s.reconnects >= 1
+
+
+async def test_more_concurrent_calls_than_pooled_connections(server: Any) -> None:
+    """250 concurrent 1 s calls over the HTTP client's 100 pooled connections: the last ones wait about 2 s
+    for a connection, longer than the 0.5 s connect timeout. Waiting for the pool is not a failure (under
+    mcp 1.x a PoolTimeout would fail the whole transport and every call in flight)."""
+    async with mcp_hooks.connect(server.url, timeout=0.5, deadline=60.0, **SESSIONS) as s:
+        await s.call_tool("echo", {"text": "warm"})
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(s.call_tool("slow", {"seconds": 1}) for _ in range(250)), return_exceptions=True), 60
+        )
+        failed = [a for a in answers if isinstance(a, BaseException)]
+        assert not failed, f"{len(failed)} failed, the first: {failed[0]!r}"
+        assert all(text(a) for a in answers)
+        assert s.reconnects == 0
+    assert server.executions("slow") == 250
