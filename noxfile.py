@@ -84,9 +84,13 @@ def bench_report(session: nox.Session) -> None:
 
 
 def _integration(session: nox.Session, name: str, *requirements: str) -> None:
-    """Install the core and one integration distribution, then run its tests."""
+    """Install the core and one integration distribution, run its tests, then mypy --strict over its
+    package, against the framework versions this session installed."""
+    module = name.replace("-", "_")
     session.install("-e", ".[test]", "-e", f"integrations/{name}", *requirements)
-    session.run(*PYTEST, f"tests/integrations/{name.replace('-', '_')}", *session.posargs)
+    session.run(*PYTEST, f"tests/integrations/{module}", *session.posargs)
+    session.install("mypy>=1.11")
+    session.run("mypy", "--strict", "--python-version", "3.10", f"integrations/{name}/mcp_hooks_{module}")
 
 
 # Integration sessions register themselves below, one per framework and mcp major:

@@ -348,7 +348,7 @@ class _Sealed:
         message = getattr(getattr(item, "message", None), "root", None)
         method = getattr(message, "method", None)
         if getattr(message, "id", None) is not None and isinstance(method, str):
-            from mcp.shared.exceptions import McpError
+            from mcp.shared.exceptions import McpError  # type: ignore[attr-defined,unused-ignore]  # mcp 1.x only
             from mcp.types import CONNECTION_CLOSED, ErrorData
 
             log.debug("mcp_hooks: %s refused: the session was settled and is being closed", method)
