@@ -287,18 +287,22 @@ async def _settle_pending(server: Any, grace: float = SETTLE_GRACE) -> None:
 
 
 def _settle_now(session: Any) -> None:
-    """Seal an mcp 1.x ``session`` that is about to be closed, and answer every request still pending
+    """Seal a ``session`` that is about to be closed, and (mcp 1.x) answer every request still pending
     on it with "Connection closed" (no await).
+
+    openai-agents' calls take ``server.session`` before they queue on its request lock, so one can reach
+    the old session while it is being closed. The seal refuses such a request at once as never sent, so
+    it is replayed on the new session even when it is a write: under mcp 1.x it would otherwise be
+    handed to a transport that is shutting down and never be answered; under mcp 2.x the closed session
+    refuses it with the same "Connection closed" as a request lost in flight, so a write that never left
+    would end as ``OutcomeUncertain``.
 
     mcp 1.x means to answer pending requests itself when a session closes, but with ``await`` inside
     the scope being cancelled, so the answers never go out and the callers wait for their read timeout
-    (forever without one). A request made on the session after this point would meet the same fate:
-    openai-agents' calls take ``server.session`` before they queue on its request lock, so one can
-    reach the old session while it is being closed, be handed to a transport that is shutting down,
-    and never be answered. The seal refuses such a request at once, before it is sent (see
-    :class:`_Sealed`). mcp 2.x answers pending requests itself, synchronously (and has no
-    ``_response_streams``): nothing to do there.
+    (forever without one): they are answered here. mcp 2.x answers pending requests itself,
+    synchronously (and has no ``_response_streams``).
     """
+    _seal(session)
     streams = getattr(session, "_response_streams", None)
     if not isinstance(streams, dict):
         return
@@ -306,7 +310,6 @@ def _settle_now(session: Any) -> None:
         from mcp.types import CONNECTION_CLOSED, ErrorData, JSONRPCError
     except ImportError:  # not the 1.x shape after all
         return
-    _seal(session)
     for request_id, stream in list(streams.items()):
         try:
             stream.send_nowait(
@@ -319,13 +322,35 @@ def _settle_now(session: Any) -> None:
 
 
 def _seal(session: Any) -> None:
-    """From now on ``session`` (mcp 1.x) sends nothing: its requests are refused as never sent."""
+    """From now on ``session`` sends no request: each is refused as never sent.
+
+    mcp 1.x: its write stream is replaced by :class:`_Sealed`. mcp 2.x: its dispatcher's
+    ``send_raw_request`` (the one way a request leaves) is shadowed on the instance."""
     write_stream = getattr(session, "_write_stream", None)
-    if write_stream is None or isinstance(write_stream, _Sealed):
+    if write_stream is not None:
+        if isinstance(write_stream, _Sealed):
+            return
+        try:
+            session._write_stream = _Sealed(write_stream)
+        except (AttributeError, TypeError) as exc:  # not the 1.x shape after all
+            log.debug("mcp_hooks: sealing the session %r: %r", session, exc)
+        return
+    dispatcher = getattr(session, "_dispatcher", None)
+    if dispatcher is None or "send_raw_request" in getattr(dispatcher, "__dict__", {}):
         return
     try:
-        session._write_stream = _Sealed(write_stream)
-    except (AttributeError, TypeError) as exc:  # not the 1.x shape after all
+        from mcp.shared.exceptions import MCPError  # type: ignore[attr-defined,unused-ignore]  # mcp 2.x only
+        from mcp.types import CONNECTION_CLOSED
+    except ImportError:  # not the 2.x shape after all
+        return
+
+    async def refused(method: str, params: Any = None, opts: Any = None, **_: Any) -> Any:
+        log.debug("mcp_hooks: %s refused: the session was settled and is being closed", method)
+        raise MCPError(code=CONNECTION_CLOSED, message=f"{REFUSED_MARK} {SEALED_DETAIL}")
+
+    try:
+        dispatcher.send_raw_request = refused
+    except (AttributeError, TypeError) as exc:
         log.debug("mcp_hooks: sealing the session %r: %r", session, exc)
 
 

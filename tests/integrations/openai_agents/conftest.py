@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from oa_support import _quiet_tracing, http_target, no_shim, rebuilds, shim, target
+from oa_support import _quiet_tracing, any_http_target, http_target, no_shim, rebuilds, shim, target
 
-__all__ = ["_quiet_tracing", "http_target", "no_shim", "rebuilds", "shim", "target"]
+__all__ = ["_quiet_tracing", "any_http_target", "http_target", "no_shim", "rebuilds", "shim", "target"]

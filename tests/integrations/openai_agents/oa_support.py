@@ -25,7 +25,12 @@ from mcp_hooks.testing import FaultServer
 pytest.importorskip("agents")
 
 MCP_V2 = int(importlib.metadata.version("mcp").split(".")[0]) >= 2
-TRANSPORTS = ("http", "stdio")
+#: The servers a test runs against. Under mcp 2.x the kit's HTTP server speaks the session-less
+#: 2026-07-28 protocol, where a restart is invisible; "http-legacy" is a pre-2026 server (the kind most
+#: servers are): the client falls back to the ``initialize`` handshake and holds a session that a restart
+#: loses. Under mcp 1.x every HTTP server is legacy, so that variant would only repeat "http".
+HTTP_KINDS = ("http", "http-legacy") if MCP_V2 else ("http",)
+TARGET_KINDS = (*HTTP_KINDS, "stdio")
 
 
 #: openai-agents 0.24 calls mcp 1.x's deprecated ``streamablehttp_client`` itself.
@@ -82,11 +87,20 @@ def rebuilds() -> Iterator[RebuildCounter]:
 
 
 class Target:
-    """A fault server and a way to build openai-agents servers for it, over HTTP or stdio."""
+    """A fault server and a way to build openai-agents servers for it, over HTTP or stdio.
 
-    def __init__(self, transport: str, srv: FaultServer) -> None:
+    ``legacy``: an HTTP server that refuses the session-less 2026-07-28 protocol (``legacy_only=True``).
+    """
+
+    def __init__(self, transport: str, srv: FaultServer, legacy: bool = False) -> None:
         self.transport = transport
         self.srv = srv
+        self.legacy = legacy
+
+    @property
+    def session_less(self) -> bool:
+        """mcp 2.x on both ends over HTTP: no session, so a restart is invisible and nothing is rebuilt."""
+        return self.transport == "http" and MCP_V2 and not self.legacy
 
     def server(self, **kwargs: Any) -> Any:
         """An openai-agents MCP server for this target (tools list cached, as agents usually do)."""
@@ -150,15 +164,28 @@ async def wait_until_async(predicate: Any, what: str, timeout: float = 20.0) -> 
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture(params=TRANSPORTS)
+def _make_target(kind: str, mcp_fault_server_factory: Any) -> Target:
+    if kind == "http-legacy":
+        return Target("http", mcp_fault_server_factory(legacy_only=True), legacy=True)
+    return Target(kind, mcp_fault_server_factory(transport=kind))
+
+
+@pytest.fixture(params=TARGET_KINDS)
 def target(request: pytest.FixtureRequest, mcp_fault_server_factory: Any) -> Target:
-    transport = request.param
-    return Target(transport, mcp_fault_server_factory(transport=transport))
+    """Each kind of server: HTTP (under mcp 2.x also a legacy HTTP server) and stdio."""
+    return _make_target(request.param, mcp_fault_server_factory)
 
 
 @pytest.fixture
 def http_target(mcp_fault_server_factory: Any) -> Target:
-    return Target("http", mcp_fault_server_factory())
+    """The kit's HTTP server (session-less under mcp 2.x)."""
+    return _make_target("http", mcp_fault_server_factory)
+
+
+@pytest.fixture(params=HTTP_KINDS)
+def any_http_target(request: pytest.FixtureRequest, mcp_fault_server_factory: Any) -> Target:
+    """Each kind of HTTP server, for tests about losing the session: under mcp 2.x also a legacy one."""
+    return _make_target(request.param, mcp_fault_server_factory)
 
 
 async def invoke(server: Any, tool: str, **arguments: Any) -> Any:

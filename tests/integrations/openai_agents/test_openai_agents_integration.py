@@ -117,7 +117,7 @@ def test_patched_when_agents_is_imported_after_instrument() -> None:
 async def test_tools_built_before_instrument_recover(no_shim: None, target: Target) -> None:
     """``MCPUtil.to_function_tool`` binds ``invoke_mcp_tool`` early; it looks ``server.call_tool`` up on
     every call, so a FunctionTool made before ``instrument()`` recovers too."""
-    if target.transport == "http" and MCP_V2:
+    if target.session_less:
         pytest.skip("mcp 2.x over HTTP is session-less: a restart is invisible")
     from agents.mcp.util import MCPUtil
     from agents.tool_context import ToolContext
@@ -149,7 +149,7 @@ async def test_server_connected_before_instrument(no_shim: None, target: Target,
     """mcp 2.x: recovered like any other. mcp 1.x: its transport belongs to the task that connected it,
     and closing it from elsewhere would make anyio cancel that task; the shim leaves it alone (one
     warning) and the call fails as it would without the shim, with this task unharmed."""
-    if target.transport == "http" and MCP_V2:
+    if target.session_less:
         pytest.skip("mcp 2.x over HTTP is session-less: a restart is invisible")
     if target.transport == "stdio" and not MCP_V2:
         pytest.skip("mcp 1.x over stdio: the dying transport cancels the task that opened it, shim or not")
