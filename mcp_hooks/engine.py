@@ -243,6 +243,12 @@ def _recovery(
             failure = yield from _rebuild_once(policy, pm, gate, call, error, attempt_started, deadline_at)
             if failure is None:
                 break
+            if classify(lost).loss is Loss.IN_FLIGHT and not (
+                yield from _replay_allowed(policy, pm, call, lost, may_learn=False)
+            ):
+                # The request may have run and may not be repeated: whether the session comes back or
+                # not, the answer is the same, so give it now rather than after the server returns.
+                raise _uncertain(pm, call, lost, "and the session could not be rebuilt yet")
             if isinstance(failure, RebuildTimeout):
                 _give_up(pm, policy, call, error, rebuilds, unreachable, _monotonic() - started)
                 raise error
@@ -251,12 +257,6 @@ def _recovery(
                 # one rebuild, retried with backoff until the deadline, not one per refused attempt.
                 rebuilds -= 1
                 unreachable += 1
-            if classify(lost).loss is Loss.IN_FLIGHT and not (
-                yield from _replay_allowed(policy, pm, call, lost, may_learn=False)
-            ):
-                # The request may have run and may not be repeated: whether the session comes back or
-                # not, the answer is the same, so give it now rather than after the server returns.
-                raise _uncertain(pm, call, lost, "and the session could not be rebuilt yet")
             log.info(
                 "mcp_hooks: rebuilding the session to %s failed (%s: %s)",
                 call.server,

@@ -538,8 +538,9 @@ class FaultServer:
     def health(self, timeout: float = 5.0) -> dict[str, Any]:
         """The running server's own report: ``pid``, ``sessions`` (issued so far), ``generation``,
         ``stale_style``, ``stale_answers`` (requests answered as carrying a stale session id),
-        ``modern_refused`` (2026-07-28 requests refused under ``legacy_only``), ``legacy_only``,
-        ``post_idle_ttl``. Counts are per process: a restart starts them again."""
+        ``modern_refused`` (2026-07-28 requests refused under ``legacy_only``), ``tools_listed``
+        (``tools/list`` requests made on a session), ``legacy_only``, ``post_idle_ttl``. Counts are per
+        process: a restart starts them again."""
         if self.transport != "http":
             raise FaultServerError("health() needs an HTTP fault server")
         health = self._health(self.port, timeout=timeout) if self.running else None

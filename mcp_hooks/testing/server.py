@@ -397,6 +397,7 @@ class FaultMiddleware:
         self.posts_in_flight: dict[str, int] = {}
         self.stale_answers = 0  # requests answered as carrying a stale session id
         self.modern_refused = 0  # 2026-07-28 requests refused (legacy_only)
+        self.tools_listed = 0  # tools/list requests on a session (how often clients list the tools)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -514,8 +515,14 @@ class FaultMiddleware:
             if post:
                 self.posts_in_flight[session_id] = self.posts_in_flight.get(session_id, 0) + 1
                 self.last_post[session_id] = time.monotonic()
+        async def peek() -> Message:
+            message = await receive()
+            if message["type"] == "http.request" and b"tools/list" in message.get("body", b""):
+                self.tools_listed += 1
+            return message
+
         try:
-            await self.app(scope, receive, watch)
+            await self.app(scope, receive if session_id is None else peek, watch)
         finally:
             if session_id is not None:
                 self.in_flight[session_id] -= 1
@@ -537,6 +544,7 @@ class FaultMiddleware:
                 "stale_style": self.state.stale_style(controls),
                 "stale_answers": self.stale_answers,
                 "modern_refused": self.modern_refused,
+                "tools_listed": self.tools_listed,
                 "legacy_only": self.legacy_only,
                 "post_idle_ttl": self.post_idle_ttl,
             }

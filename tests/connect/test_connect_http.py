@@ -329,3 +329,18 @@ async def test_more_concurrent_calls_than_pooled_connections(server: Any) -> Non
         assert all(text(a) for a in answers)
         assert s.reconnects == 0
     assert server.executions("slow") == 250
+
+
+async def test_calls_replayed_after_a_reconnect_share_one_tool_listing(server: Any) -> None:
+    """The SDK lists the tools before a session's first ``call_tool``, once per call until one listing has
+    answered: 40 calls replayed at once on a rebuilt session would send 40 listings. The rebuilt session
+    lists them once, before any call uses it."""
+    async with mcp_hooks.connect(server.url, heal=False, **SESSIONS) as s:
+        await s.call_tool("echo", {"text": "warm"})
+        server.restart()
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(s.call_tool("echo", {"text": str(i)}) for i in range(40))), 60
+        )
+        assert sorted(value(a) for a in answers) == sorted(str(i) for i in range(40))
+        assert s.reconnects == 1
+        assert server.health()["tools_listed"] == 1  # the new process: one listing for the 40 calls
