@@ -515,6 +515,7 @@ class FaultMiddleware:
             if post:
                 self.posts_in_flight[session_id] = self.posts_in_flight.get(session_id, 0) + 1
                 self.last_post[session_id] = time.monotonic()
+
         async def peek() -> Message:
             message = await receive()
             if message["type"] == "http.request" and b"tools/list" in message.get("body", b""):
