@@ -28,7 +28,7 @@ import importlib.metadata
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -57,6 +57,13 @@ HEAL_BACKOFF_MAX = 2.0
 # Set on the failure path of a call, read by the rebuild it asks for (same task).
 _failed_generation: contextvars.ContextVar[int] = contextvars.ContextVar("mcp_hooks_failed_generation", default=0)
 _call_deadline: contextvars.ContextVar[float] = contextvars.ContextVar("mcp_hooks_call_deadline", default=0.0)
+
+
+def _uncancel(task: asyncio.Task[Any]) -> None:
+    """Take back one cancellation of ``task`` that was turned into an error (Python 3.11+; a no-op before)."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
 
 
 def _redact(url: str) -> str:
@@ -90,7 +97,6 @@ class _Link:
         self.annotations: dict[str, Any] | None = None
         self.opening: asyncio.Task[Any] | None = None  # the owner task, while it opens this link
         self.aborted: str | None = None  # why its opening was cut short
-        self.listing: asyncio.Future[None] | None = None  # the one list_tools of this link
 
     def abort_opening(self, why: str) -> None:
         """Cut short an opening that can no longer succeed (its handshake was lost, or it took too long)."""
@@ -349,9 +355,7 @@ class ResilientSession:
             if task not in link.cut:
                 raise
             link.cut.discard(task)
-            uncancel = getattr(task, "uncancel", None)
-            if uncancel is not None:
-                uncancel()
+            _uncancel(task)
             _failed_generation.set(link.generation)
             raise self._lost_in_flight(link, method) from None
         except Exception as exc:
@@ -472,15 +476,6 @@ class ResilientSession:
         except Exception as exc:  # only when closing
             log.debug("mcp_hooks: background healing of %s stopped: %r", self.server, exc)
             return
-        # Warm the new session as the next call would: list the tools now (the SDK fetches them before
-        # a session's first call_tool, to validate results; and they hold the annotations), so that
-        # call meets a session that has nothing left to fetch.
-        link = self._link
-        if link is not None and link.usable and link.annotations is None:
-            try:
-                await asyncio.wait_for(self._learn_annotations(link), self._options.timeout)
-            except Exception as exc:  # the next call will fetch them
-                log.debug("mcp_hooks: listing the tools of %s after healing failed: %r", self.server, exc)
 
     # --- what the watcher reports (called from the owner task's transport) ---------------------------------
 
@@ -572,23 +567,17 @@ class ResilientSession:
         try:
             await self._open(stack, link)
             await self._list_tools_first(link)
+            if link.aborted is not None:  # cancelled as it returned: the cancellation lands here (or was
+                await asyncio.sleep(0)  # swallowed on the way: the outcome is the same)
+                raise asyncio.CancelledError
         except asyncio.CancelledError:
             if link.aborted is None or self._closing:
                 raise
-            uncancel = getattr(task, "uncancel", None)
-            if uncancel is not None:
-                uncancel()
+            _uncancel(task)
             raise ConnectionError(f"MCP session to {self.server}: {link.aborted}") from None
         finally:
             timer.cancel()
             link.opening = None
-        if link.aborted is not None:  # cancelled as it returned: the cancellation is still pending
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0)
-            uncancel = getattr(task, "uncancel", None)
-            if uncancel is not None:
-                uncancel()
-            raise ConnectionError(f"MCP session to {self.server}: {link.aborted}")
 
     async def _list_tools_first(self, link: _Link) -> None:
         """List the tools of a session just opened, before any call uses it.
@@ -600,13 +589,9 @@ class ResilientSession:
         both to the calls, as without it; a lost session cuts it short like the handshake.
         """
         try:
-            listed = await link.api.list_tools()
+            link.annotations = await _tool_annotations(link.api.list_tools)
         except Exception as exc:
             log.debug("mcp_hooks: listing the tools of %s after opening failed: %r", self.server, exc)
-            return
-        if getattr(listed, "nextCursor", None) or getattr(listed, "next_cursor", None):
-            return  # more pages: the annotations are fetched in full when a decision needs them
-        link.annotations = {tool.name: tool.annotations for tool in getattr(listed, "tools", [])}
 
     async def _open(self, stack: contextlib.AsyncExitStack, link: _Link) -> None:
         opts = self._options
@@ -667,28 +652,8 @@ class ResilientSession:
         return (link.annotations or {}).get(call.tool)
 
     async def _learn_annotations(self, link: _Link) -> None:
-        """Every tool's annotations, from ``list_tools``: one listing per link, however many calls ask at
-        once (after a reconnect every replay would otherwise list the tools, and the SDK's own
-        per-session fetch of them before a first ``call_tool`` would follow for each)."""
-        listing = link.listing
-        if listing is None or (listing.done() and (listing.cancelled() or listing.exception() is not None)):
-            listing = link.listing = asyncio.ensure_future(self._list_tools_of(link))
-        await asyncio.shield(listing)
-
-    async def _list_tools_of(self, link: _Link) -> None:
-        """The listing itself (a bounded number of pages)."""
-        known: dict[str, Any] = {}
-        cursor: Any = None
-        for _ in range(20):
-            if cursor is None:
-                listed = await self._attempt("list_tools", (), {})
-            else:
-                listed = await self._attempt("list_tools", (cursor,), {})
-            for tool in getattr(listed, "tools", []):
-                known[tool.name] = tool.annotations
-            cursor = getattr(listed, "nextCursor", None) or getattr(listed, "next_cursor", None)
-            if not cursor:
-                break
+        """Every tool's annotations, when the listing made at opening failed and a decision needs them."""
+        known = await _tool_annotations(lambda *cursor: self._attempt("list_tools", cursor, {}))
         if link.annotations is None:
             link.annotations = known
 
@@ -756,6 +721,20 @@ class ResilientSession:
             exc = owner.exception()
             if exc is not None:
                 log.debug("mcp_hooks: owner task of %s ended with %r", self.server, exc)
+
+
+async def _tool_annotations(list_page: Callable[..., Awaitable[Any]]) -> dict[str, Any]:
+    """Every tool's annotations, ``list_page()`` then ``list_page(cursor)`` (at most 20 pages)."""
+    known: dict[str, Any] = {}
+    cursor: Any = None
+    for _ in range(20):
+        listed = await (list_page() if cursor is None else list_page(cursor))
+        for tool in getattr(listed, "tools", []):
+            known[tool.name] = tool.annotations
+        cursor = getattr(listed, "nextCursor", None) or getattr(listed, "next_cursor", None)
+        if not cursor:
+            break
+    return known
 
 
 def _unwrap(error: BaseException) -> BaseException:

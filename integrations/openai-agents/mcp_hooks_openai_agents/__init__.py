@@ -117,30 +117,28 @@ def _walk(error: BaseException, budget: int = 64) -> Iterable[BaseException]:
                 queue.append(child)
 
 
+def _user_error_says(node: BaseException, words: str) -> bool:
+    """``node`` is openai-agents' ``UserError`` and its message holds ``words``."""
+    return type(node).__name__ == "UserError" and words in _text(node)
+
+
+def _text(node: BaseException) -> str:
+    try:
+        return str(node)
+    except Exception:  # a broken __str__ says nothing
+        return ""
+
+
 def _never_sent(error: BaseException) -> bool:
     """The request could not reach the server: the shim's own answer (mcp 1.x HTTP) or openai-agents'."""
-    for node in _walk(error):
-        try:
-            text = str(node)
-        except Exception:  # a broken __str__ says nothing
-            continue
-        if REFUSED_MARK in text or (_CONNECT_ERROR_TEXT in text and type(node).__name__ == "UserError"):
-            return True
-    return False
+    return any(REFUSED_MARK in _text(node) or _user_error_says(node, _CONNECT_ERROR_TEXT) for node in _walk(error))
 
 
 def _unreachable(error: BaseException) -> bool:
     """``connect()`` found no server to talk to: openai-agents' wording, or a typed ``ConnectError``."""
-    for node in _walk(error):
-        if type(node).__name__ == "ConnectError":
-            return True
-        try:
-            text = str(node)
-        except Exception:  # a broken __str__ says nothing
-            continue
-        if _UNREACHABLE_TEXT in text and type(node).__name__ == "UserError":
-            return True
-    return False
+    return any(
+        type(node).__name__ == "ConnectError" or _user_error_says(node, _UNREACHABLE_TEXT) for node in _walk(error)
+    )
 
 
 def _annotations(server: Any, tool: str | None) -> Any:

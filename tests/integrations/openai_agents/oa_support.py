@@ -87,20 +87,16 @@ def rebuilds() -> Iterator[RebuildCounter]:
 
 
 class Target:
-    """A fault server and a way to build openai-agents servers for it, over HTTP or stdio.
+    """A fault server and a way to build openai-agents servers for it, over HTTP or stdio."""
 
-    ``legacy``: an HTTP server that refuses the session-less 2026-07-28 protocol (``legacy_only=True``).
-    """
-
-    def __init__(self, transport: str, srv: FaultServer, legacy: bool = False) -> None:
+    def __init__(self, transport: str, srv: FaultServer) -> None:
         self.transport = transport
         self.srv = srv
-        self.legacy = legacy
 
     @property
     def session_less(self) -> bool:
         """mcp 2.x on both ends over HTTP: no session, so a restart is invisible and nothing is rebuilt."""
-        return self.transport == "http" and MCP_V2 and not self.legacy
+        return self.transport == "http" and MCP_V2 and not self.srv.legacy_only
 
     def server(self, **kwargs: Any) -> Any:
         """An openai-agents MCP server for this target (tools list cached, as agents usually do)."""
@@ -166,7 +162,7 @@ async def wait_until_async(predicate: Any, what: str, timeout: float = 20.0) -> 
 
 def _make_target(kind: str, mcp_fault_server_factory: Any) -> Target:
     if kind == "http-legacy":
-        return Target("http", mcp_fault_server_factory(legacy_only=True), legacy=True)
+        return Target("http", mcp_fault_server_factory(legacy_only=True))
     return Target(kind, mcp_fault_server_factory(transport=kind))
 
 
