@@ -344,3 +344,40 @@ async def test_calls_replayed_after_a_reconnect_share_one_tool_listing(server: A
         assert sorted(value(a) for a in answers) == sorted(str(i) for i in range(40))
         assert s.reconnects == 1
         assert server.health()["tools_listed"] == 1  # the new process: one listing for the 40 calls
+
+
+@pytest.mark.skipif(MCP_MAJOR < 2, reason="mcp 1.x keeps no compiled output-schema validators")
+async def test_a_rebuilt_session_inherits_the_compiled_output_validators(server: Any) -> None:
+    """mcp 2.x compiles a tool's output-schema validator on a session's first call of it (~3 ms): the
+    session rebuilt after a restart takes the old one's, since the listed schema did not change."""
+    async with mcp_hooks.connect(server.url, heal=False, **SESSIONS) as s:
+        await s.call_tool("echo", {"text": "warm"})
+        old = s.session.session
+        compiled = old._tool_output_validators["echo"]
+        server.restart()
+        assert value(await s.call_tool("echo", {"text": "after"})) == "after"
+        assert s.reconnects == 1
+        new = s.session.session
+        assert new is not old
+        assert new._tool_output_validators["echo"] is compiled
+
+
+def test_validators_are_inherited_only_for_unchanged_schemas() -> None:
+    from types import SimpleNamespace
+
+    from mcp_hooks.connection import _inherit_validators
+
+    schema = {"type": "object", "properties": {"result": {"type": "string"}}}
+    kept, changed, gone = object(), object(), object()
+    old = SimpleNamespace(
+        _tool_output_schemas={"kept": schema, "changed": {"const": True}, "gone": schema},
+        _tool_output_validators={"kept": kept, "changed": changed, "gone": gone},
+    )
+    # {"const": 1} == {"const": True} in Python, not in JSON (nor in JSON Schema)
+    new = SimpleNamespace(
+        _tool_output_schemas={"kept": dict(schema), "changed": {"const": 1}}, _tool_output_validators={}
+    )
+    _inherit_validators(old, new)
+    assert new._tool_output_validators == {"kept": kept}
+    _inherit_validators(None, new)  # a first session, or an SDK without the cache: nothing happens
+    assert new._tool_output_validators == {"kept": kept}
