@@ -176,6 +176,7 @@ _KIND_HTTP_STATUS = 3
 _KIND_REFUSED = 4
 _KIND_IN_FLIGHT = 5
 _KIND_SDK = 6
+_BARE_GENERIC = -1 - _KIND_GENERIC  # the kind the walk gives a bare node of a generic type
 
 _REFUSED_NAMES = frozenset({"ConnectError", "ConnectionRefusedError", "ConnectTimeout"})
 _IN_FLIGHT_NAMES = frozenset(
@@ -199,6 +200,8 @@ _WRAPPER_ATTRIBUTES = ("original_exception", "original_error", "inner_exception"
 #: Every other attribute the walk and the judges read, besides ``__cause__`` and ``__context__``.
 _READ_ATTRIBUTES = ("exceptions", "error", "code", "message", "response", "request", MARK_ATTRIBUTE)
 
+#: BaseException's own descriptors: a type that replaces one is not plain.
+_BASE_LINKS = {attr: BaseException.__dict__[attr] for attr in ("__cause__", "__context__")}
 #: type -> (kind, plain): see _type_info
 _type_infos: dict[type, tuple[int, bool]] = {}
 
@@ -234,8 +237,11 @@ def _type_info(tp: type) -> tuple[int, bool]:
             if name in _IN_FLIGHT_NAMES:
                 kind = _KIND_IN_FLIGHT
                 break
-    plain = not hasattr(tp, "__getattr__") and not any(
-        hasattr(tp, attr) for attr in (*_READ_ATTRIBUTES, *_WRAPPER_ATTRIBUTES)
+    plain = (
+        not hasattr(tp, "__getattr__")
+        and not any(hasattr(tp, attr) for attr in (*_READ_ATTRIBUTES, *_WRAPPER_ATTRIBUTES))
+        # the walk takes a bare node's __cause__ and __context__ as the setters left them
+        and all(getattr(tp, attr, None) is _BASE_LINKS[attr] for attr in _BASE_LINKS)
     )
     info = (kind, plain)
     if len(_type_infos) < 4096:
@@ -341,17 +347,20 @@ def _judge(node: BaseException, kind: int, bare: bool = False) -> tuple[Loss, st
         text = str(node)
     except Exception:  # a broken __str__ must not break classification
         return None
-    # Every message _judge_text can judge holds one of these words: most errors stop at this cheap scan.
-    lowered = text.lower()
-    if not (
+    if not _has_a_word(text.lower()):
+        return None
+    return _judge_text(text, sdk_shaped=kind == _KIND_SDK)
+
+
+def _has_a_word(lowered: str) -> bool:
+    """Every message _judge_text can judge holds one of these words: most errors stop at this cheap scan."""
+    return (
         "session" in lowered
         or "connection" in lowered
         or "stream" in lowered
         or "initiali" in lowered
         or "disconnected" in lowered
-    ):
-        return None
-    return _judge_text(text, sdk_shaped=kind == _KIND_SDK)
+    )
 
 
 def _nodes(error: BaseException, budget: int) -> tuple[list[BaseException], list[int]]:
@@ -379,18 +388,25 @@ def _nodes(error: BaseException, budget: int) -> tuple[list[BaseException], list
         kinds.append(-1 - info[0] if bare else info[0])
         if len(nodes) >= budget:
             continue  # judge what was found, look for no more
-        if bare:
-            children: Any = (node.__cause__, node.__context__)
+        if bare:  # __cause__ and __context__ hold None or an exception (their setters see to it)
+            child = node.__cause__
+            if child is not None and id(child) not in seen:
+                add(id(child))
+                append(child)
+            child = node.__context__
+            if child is not None and id(child) not in seen:
+                add(id(child))
+                append(child)
+            continue
+        if attributes is None:
+            members = getattr(node, "exceptions", None)
+            extra = [getattr(node, attr, None) for attr in _WRAPPER_ATTRIBUTES]
         else:
-            if attributes is None:
-                members = getattr(node, "exceptions", None)
-                extra = [getattr(node, attr, None) for attr in _WRAPPER_ATTRIBUTES]
-            else:
-                members = attributes.get("exceptions")
-                extra = [attributes.get(attr) for attr in _WRAPPER_ATTRIBUTES]
-            if not isinstance(members, (tuple, list)):
-                members = ()
-            children = (node.__cause__, *members, *extra, node.__context__)
+            members = attributes.get("exceptions")
+            extra = [attributes.get(attr) for attr in _WRAPPER_ATTRIBUTES]
+        if not isinstance(members, (tuple, list)):
+            members = ()
+        children = (node.__cause__, *members, *extra, node.__context__)
         for child in children:
             if isinstance(child, BaseException):
                 key = id(child)
@@ -420,6 +436,17 @@ def classify(error: BaseException, *, budget: int = NODE_BUDGET) -> Verdict:
         return Verdict(Loss.INTERRUPTED, "InterruptedError: the user asked to stop", nodes[interrupted])
     for node, kind in zip(nodes, kinds, strict=True):
         if kind < 0:  # bare: no mark, no code, no response; its type and words tell
+            if kind == _BARE_GENERIC:  # the most common node: its words alone tell (inlined: ~1/3 of the time)
+                if best is None:
+                    try:
+                        text = str(node)
+                    except Exception:  # a broken __str__ must not break classification
+                        continue
+                    if _has_a_word(text.lower()):
+                        judged = _judge_text(text, sdk_shaped=False)
+                        if judged is not None:
+                            best = Verdict(judged[0], judged[1], node)
+                continue
             if best is None and kind != -1 - _KIND_SKIP_SELF:
                 judged = _judge(node, -1 - kind, bare=True)
                 if judged is not None:

@@ -344,6 +344,18 @@ def test_a_broken_str_does_not_break_classification(pm):
     assert classify(error).loss is REJECTED
 
 
+def test_an_error_type_that_replaces_its_cause_link_is_walked_by_what_it_returns(pm):
+    class Linked(Exception):
+        # a framework that computes the cause (here once as garbage, once as a real session loss)
+        @property
+        def __cause__(self):  # type: ignore[override]
+            return self.args[1] if len(self.args) > 1 else "not an exception"
+
+    assert classify(Linked("x")).loss is NONE
+    assert classify(Linked("x", session_lost_error())).loss is REJECTED
+    assert classify(RuntimeError("Session terminated")).loss is REJECTED  # a plain type, by words alone
+
+
 def test_verdict_properties():
     assert classify(ValueError("x")).request_ran is None
     assert classify(in_flight_error()).request_ran is None
