@@ -204,6 +204,8 @@ _READ_ATTRIBUTES = ("exceptions", "error", "code", "message", "response", "reque
 _BASE_LINKS = {attr: BaseException.__dict__[attr] for attr in ("__cause__", "__context__")}
 #: type -> (kind, plain): see _type_info
 _type_infos: dict[type, tuple[int, bool]] = {}
+#: type -> whether its instances hash and compare by identity: see _by_identity
+_identity_types: dict[type, bool] = {}
 
 
 def _type_info(tp: type) -> tuple[int, bool]:
@@ -372,11 +374,15 @@ def _nodes(error: BaseException, budget: int) -> tuple[list[BaseException], list
     """
     nodes = [error]
     kinds: list[int] = []
-    seen = {id(error)}
+    # Each node once, by identity: an error whose type keeps object's hash and equality is its own key
+    # (no allocation); any other by its id() (a type may compare unlike errors equal, or not hash).
+    seen: set[object] = {_key(error)}
     infos = _type_infos
+    identity = _identity_types
     add = seen.add
     append = nodes.append
     index = 0
+    key: object
     while index < len(nodes) and index < budget:
         node = nodes[index]
         index += 1
@@ -390,13 +396,17 @@ def _nodes(error: BaseException, budget: int) -> tuple[list[BaseException], list
             continue  # judge what was found, look for no more
         if bare:  # __cause__ and __context__ hold None or an exception (their setters see to it)
             child = node.__cause__
-            if child is not None and id(child) not in seen:
-                add(id(child))
-                append(child)
+            if child is not None:
+                key = child if identity.get(type(child)) or _by_identity(type(child)) else id(child)
+                if key not in seen:
+                    add(key)
+                    append(child)
             child = node.__context__
-            if child is not None and id(child) not in seen:
-                add(id(child))
-                append(child)
+            if child is not None:
+                key = child if identity.get(type(child)) or _by_identity(type(child)) else id(child)
+                if key not in seen:
+                    add(key)
+                    append(child)
             continue
         if attributes is None:
             members = getattr(node, "exceptions", None)
@@ -409,12 +419,27 @@ def _nodes(error: BaseException, budget: int) -> tuple[list[BaseException], list
         children = (node.__cause__, *members, *extra, node.__context__)
         for child in children:
             if isinstance(child, BaseException):
-                key = id(child)
+                key = _key(child)
                 if key not in seen:
                     add(key)
                     append(child)
     del nodes[budget:], kinds[budget:]
     return nodes, kinds
+
+
+def _by_identity(tp: type) -> bool:
+    """Whether instances of ``tp`` hash and compare by identity (object's own ``__hash__`` and ``__eq__``)."""
+    known = _identity_types.get(tp)
+    if known is None:
+        known = tp.__hash__ is object.__hash__ and tp.__eq__ is object.__eq__  # type: ignore[comparison-overlap]
+        if len(_identity_types) < 4096:
+            _identity_types[tp] = known
+    return known
+
+
+def _key(node: BaseException) -> object:
+    """The node itself when its type hashes and compares by identity, else its ``id()``."""
+    return node if _by_identity(type(node)) else id(node)
 
 
 def _first_of_kind(kinds: list[int], kind: int) -> int | None:

@@ -356,6 +356,25 @@ def test_an_error_type_that_replaces_its_cause_link_is_walked_by_what_it_returns
     assert classify(RuntimeError("Session terminated")).loss is REJECTED  # a plain type, by words alone
 
 
+def test_errors_that_compare_equal_or_do_not_hash_are_each_walked(pm):
+    class AllAlike(Exception):
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, AllAlike)
+
+        def __hash__(self) -> int:
+            return 1
+
+    class Unhashable(Exception):
+        __hash__ = None  # type: ignore[assignment]
+
+    for cls in (AllAlike, Unhashable):
+        outer, inner = cls("x"), cls("Session terminated")
+        outer.__context__ = inner
+        assert classify(outer).loss is REJECTED, cls
+        group = ExceptionGroup("g", [cls("y"), cls("Session terminated")])
+        assert classify(group).loss is REJECTED, cls
+
+
 def test_verdict_properties():
     assert classify(ValueError("x")).request_ran is None
     assert classify(in_flight_error()).request_ran is None
