@@ -86,6 +86,7 @@ class Suite:
         self.quick = quick
         self.distributions = tuple(distributions)
         self.figures: list[Figure] = []
+        self.started = time.monotonic()
 
     def add(self, figure: Figure) -> Figure:
         self.figures.append(figure)
@@ -100,6 +101,7 @@ class Suite:
             "suite": self.name,
             "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "quick": self.quick,
+            "seconds": round(time.monotonic() - self.started),
             "machine": machine(),
             "versions": versions(*self.distributions),
             "figures": [dataclasses.asdict(f) for f in self.figures],

@@ -29,6 +29,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
 def render(documents: list[dict[str, Any]]) -> str:
     if not documents:
         return "_No figures yet: run `nox -s bench`._\n"
@@ -37,11 +41,15 @@ def render(documents: list[dict[str, Any]]) -> str:
     for machine in machines:
         m = json.loads(machine)
         lines.append(f"Measured on {m['cpu']}, {m['cores']} cores, {m['system']}, {m['python']}.")
+    timed = [d["seconds"] for d in documents if isinstance(d.get("seconds"), int)]
+    if len(timed) == len(documents):
+        lines.append(f"The suites measured for {_duration(sum(timed))} in all (installing their environments aside).")
     lines.append("")
     for document in documents:
         versions = ", ".join(f"{k} {v}" for k, v in document["versions"].items() if k != "python")
         quick = " (quick run: few rounds, not for reading)" if document.get("quick") else ""
-        lines.append(f"**{document['suite']}**: {versions}; {document['generated'][:10]}{quick}")
+        took = f"; {_duration(document['seconds'])}" if isinstance(document.get("seconds"), int) else ""
+        lines.append(f"**{document['suite']}**: {versions}; {document['generated'][:10]}{took}{quick}")
         lines.append("")
         lines.append("| Figure | Result | Target | Met |")
         lines.append("|---|---|---|---|")

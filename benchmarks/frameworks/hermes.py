@@ -452,7 +452,7 @@ def run(suite: Suite, quick: bool) -> None:
 
     hermes = Hermes(mcp_tool, registry)
     blocks, per_block = (1, 2) if quick else (2, 5)
-    concurrent_rounds = {20: 1} if quick else {20: 3, 100: 1}
+    concurrent_rounds = {20: 1} if quick else {20: 2, 100: 1}
     write_rounds = 1 if quick else 3
 
     with FaultServer() as srv:

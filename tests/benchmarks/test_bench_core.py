@@ -40,6 +40,7 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     figures = {f["id"]: f for f in document["figures"]}
     assert set(figures) == EXPECTED
     assert document["quick"] is True
+    assert isinstance(document["seconds"], int) and 0 < document["seconds"] < 160
     assert document["versions"]["mcp"][0] in "12"
     for figure in figures.values():
         assert isinstance(figure["ours"], float) and math.isfinite(figure["ours"]) and figure["ours"] > 0, figure
@@ -67,6 +68,7 @@ def test_report_renders_the_table(tmp_path: Path) -> None:
         "suite": "core-mcp2",
         "generated": "2026-11-23T00:00:00Z",
         "quick": False,
+        "seconds": 125,
         "machine": {"cpu": "cpu", "cores": 2, "system": "Linux", "python": "CPython 3.11"},
         "versions": {"python": "3.11", "mcp": "2.3.0"},
         "figures": [figure],
@@ -77,6 +79,8 @@ def test_report_renders_the_table(tmp_path: Path) -> None:
     table = report.render(report.load(tmp_path))
     assert "| a \\| b [1] | 0.50x | <= 1.1x | yes |" in table
     assert "1. why" in table
+    assert "**core-mcp2**: mcp 2.3.0; 2026-11-23; 2 min 05 s" in table
+    assert "measured for 2 min 05 s in all" in table
     report.update_readme(table, readme)
     text = readme.read_text()
     assert text.startswith("intro\n<!-- benchmarks:start -->\nMeasured on cpu, 2 cores")
