@@ -404,7 +404,7 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
 
 async def storm(suite: Suite, srv: FaultServer) -> None:
     sizes = (1, 10, 100) if suite.quick else (1, 10, 100, 1000)
-    results: dict[int, tuple[float, float, int, int, str]] = {}
+    results: dict[int, tuple[float, float, int, int, str, int]] = {}
     for n in sizes:
         # N = 1000 is one round: under mcp 1.x its calls alone take ~20 s (the SDK's own throughput)
         rounds = 1 if suite.quick or n >= 1000 else 3
@@ -433,12 +433,11 @@ async def storm(suite: Suite, srv: FaultServer) -> None:
                 async with raw_http_session(srv.url) as raw:
                     answered_text(await raw.call_tool(*ECHO))
                     raw_s.append(await timed(asyncio.gather(*(raw.call_tool(*ECHO) for _ in range(n)))))
-        results[n] = (median(storm_s), median(raw_s), max(reconnects), answered, first_failure)
+        results[n] = (median(storm_s), median(raw_s), max(reconnects), answered, first_failure, rounds)
     one = results[1][0]
-    for n, (storm_time, raw_time, most, ok, failure) in results.items():
+    for n, (storm_time, raw_time, most, ok, failure, rounds) in results.items():
         r = ratio(storm_time, one)
-        rounds = 1 if suite.quick or n >= 1000 else 3
-        note = f"{'median of 3 rounds; ' if rounds == 3 else ''}the same N calls at once on a warm raw SDK "
+        note = f"{f'median of {rounds} rounds; ' if rounds > 1 else ''}the same N calls at once on a warm raw SDK "
         note += f"session take {fmt_ms(raw_time)}"
         if r > 2.0:
             beyond = storm_time - raw_time

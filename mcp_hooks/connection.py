@@ -757,9 +757,9 @@ def _inherit_validators(old: Any, new: Any) -> None:
     before = getattr(old, "_tool_output_schemas", None)
     now = getattr(new, "_tool_output_schemas", None)
     into = getattr(new, "_tool_output_validators", None)
-    if not (isinstance(compiled, dict) and isinstance(before, dict) and isinstance(now, dict)):
-        return
-    if not isinstance(into, dict):
+    if not (
+        isinstance(compiled, dict) and isinstance(before, dict) and isinstance(now, dict) and isinstance(into, dict)
+    ):
         return
     for name, validator in list(compiled.items())[:1000]:
         if name in into or name not in now or name not in before:

@@ -360,6 +360,16 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _method(body: bytes) -> str | None:
+    """The JSON-RPC method of a request body (one message), or ``None``."""
+    try:
+        message = json.loads(body)
+    except ValueError:  # a partial or foreign body
+        return None
+    method = message.get("method") if isinstance(message, dict) else None
+    return method if isinstance(method, str) else None
+
+
 class FaultMiddleware:
     """ASGI middleware in front of the SDK's app: health check, session tracking, stale answers.
 
@@ -518,7 +528,8 @@ class FaultMiddleware:
 
         async def peek() -> Message:
             message = await receive()
-            if message["type"] == "http.request" and b"tools/list" in message.get("body", b""):
+            body = message.get("body", b"") if message["type"] == "http.request" else b""
+            if b"tools/list" in body and _method(body) == "tools/list":  # not a call whose arguments say it
                 self.tools_listed += 1
             return message
 
