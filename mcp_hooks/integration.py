@@ -128,9 +128,26 @@ class Integration:
         """Undo :meth:`_on`."""
 
 
+_BUILT_IN: list[Integration] = []
+
+
+def _built_in() -> list[Integration]:
+    """The integrations that come with the core: ``"mcp"``, healing beneath every SDK session."""
+    with _BUILT_IN_LOCK:
+        if not _BUILT_IN:
+            from .healing.sdk_patch import SdkIntegration
+
+            _BUILT_IN.append(SdkIntegration())
+    return _BUILT_IN
+
+
+_BUILT_IN_LOCK = threading.Lock()
+
+
 def integrations() -> dict[str, Integration]:
-    """Every shim registered through the entry-point group ``mcp_hooks``, by name."""
-    found: dict[str, Integration] = {}
+    """The built-in ``"mcp"`` integration and every shim registered through the entry-point group
+    ``mcp_hooks``, by name."""
+    found: dict[str, Integration] = {integration.name: integration for integration in _built_in()}
     for name, plugin in plugin_manager().list_name_plugin():
         integration = getattr(plugin, INTEGRATION_ATTRIBUTE, None)
         if isinstance(integration, Integration):

@@ -1,0 +1,16 @@
+"""Healing beneath the SDK session: ``instrument("mcp")``.
+
+- :mod:`.relay`: the relay between an SDK session and its transport, which rebuilds the transport
+  beneath the session (the owner task, what the session set up, replay decided by the hooks);
+- :mod:`.watch`: what the HTTP layer sees of a session (404 to a session-bearing request, a broken
+  answer stream, the standing stream ending);
+- :mod:`.messages`: JSON-RPC messages as the installed SDK major spells them;
+- :mod:`.sdk_patch`: the built-in integration ``"mcp"`` that puts the relay beneath every SDK transport.
+"""
+
+from __future__ import annotations
+
+from .relay import HEAL_DEADLINE, Relay, healed_streams
+from .sdk_patch import SdkIntegration, bypass
+
+__all__ = ["HEAL_DEADLINE", "Relay", "SdkIntegration", "bypass", "healed_streams"]

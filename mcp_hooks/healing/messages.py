@@ -1,0 +1,77 @@
+"""JSON-RPC messages as the installed SDK major spells them, for the healing relay.
+
+mcp 1.x wraps every message in a ``JSONRPCMessage`` root model (``.root``); mcp 2.x hands the
+request, notification, response or error itself. The relay reads and builds messages only through
+these helpers, so the difference lives here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from typing import Any
+
+__all__ = [
+    "MCP_MAJOR",
+    "UNCERTAIN_CODE",
+    "error_answer",
+    "inner",
+    "method_of",
+    "notification",
+    "request",
+    "sdk_error",
+    "with_id",
+]
+
+MCP_MAJOR = int(importlib.metadata.version("mcp").split(".", 1)[0])
+
+_types: Any = importlib.import_module("mcp.types")
+_message: Any = importlib.import_module("mcp.shared.message")
+_exceptions: Any = importlib.import_module("mcp.shared.exceptions")
+
+#: The JSON-RPC code of an answer the relay makes up. -32603 (internal error) on purpose: the SDK's
+#: own "connection closed" (-32000) is what frameworks retry on, and a write must not be retried.
+UNCERTAIN_CODE = -32603
+
+
+def inner(session_message: Any) -> Any:
+    """The request, notification, response or error inside a ``SessionMessage`` (either major)."""
+    message = session_message.message
+    return getattr(message, "root", message)
+
+
+def method_of(session_message: Any) -> str | None:
+    return getattr(inner(session_message), "method", None)
+
+
+def _wrap(message: Any, metadata: Any = None) -> Any:
+    if MCP_MAJOR < 2:
+        message = _types.JSONRPCMessage(message)
+    return _message.SessionMessage(message=message, metadata=metadata)
+
+
+def with_id(session_message: Any, request_id: str | int) -> Any:
+    """A copy of a request ``SessionMessage`` with another JSON-RPC id (same metadata)."""
+    copied = inner(session_message).model_copy(update={"id": request_id})
+    return _wrap(copied, session_message.metadata)
+
+
+def request(request_id: str | int, method: str, params: dict[str, Any] | None = None) -> Any:
+    return _wrap(_types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params))
+
+
+def notification(method: str, params: dict[str, Any] | None = None) -> Any:
+    return _wrap(_types.JSONRPCNotification(jsonrpc="2.0", method=method, params=params))
+
+
+def error_answer(request_id: Any, code: int, message: str, data: Any = None) -> Any:
+    """A JSON-RPC error answer for ``request_id``, ready for the session's read stream."""
+    error = _types.ErrorData(code=code, message=message, data=data)
+    return _wrap(_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error))
+
+
+def sdk_error(error: Any) -> Exception:
+    """The exception the SDK would raise for a JSON-RPC ``error`` object (``McpError`` / ``MCPError``)."""
+    if MCP_MAJOR < 2:
+        return _exceptions.McpError(error)  # type: ignore[no-any-return]
+    return _exceptions.MCPError.from_error_data(error)  # type: ignore[no-any-return]

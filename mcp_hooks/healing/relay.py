@@ -1,0 +1,662 @@
+"""The healing relay: stands between an SDK session and the SDK transport, and rebuilds the transport
+beneath the session when the session is lost, so the session object never sees the loss.
+
+The session reads and writes the relay's streams. One **owner task** opens the real transport (so a
+transport that dies never cancels the host's task) and relays messages both ways. The relay remembers
+what the session set up (the handshake, the logging level, resource subscriptions) and the tools'
+annotations from the ``tools/list`` answers it relays.
+
+On session loss (seen structurally by :mod:`.watch`, by an error answer the hooks call session loss,
+by the transport or a stdio child dying) there is ONE rebuild for every request waiting: a new
+transport, the handshake replayed with the relay's own ids (their answers never reach the session),
+the logging level and subscriptions restored, then the refused requests re-sent (they never ran) and
+requests lost in flight re-sent only when ``is_replay_safe`` says so. Every other lost request is
+answered with a JSON-RPC error saying the outcome is uncertain. Nothing waits forever: a rebuild is
+bounded by :data:`HEAL_DEADLINE`, and a stdio child that keeps dying is given up with one error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import pluggy
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..calls import OutcomeUncertain, ToolCall
+from ..classify import Loss, SessionLostMark, classify, mark_session_lost
+from ..manager import decide, notify, plugin_manager
+from . import messages
+from .watch import current_link
+
+__all__ = ["HEAL_DEADLINE", "Relay", "healed_streams"]
+
+log = logging.getLogger("mcp_hooks.healing")
+
+#: How long requests waiting on a lost session may wait for the rebuild before they are answered
+#: with an error (a call lost in flight resolves within 20 s of the connection dying).
+HEAL_DEADLINE = 15.0
+#: How long requests still out on a link that is being given up may take to receive their answers.
+DRAIN_GRACE = 1.0
+#: How long one handshake replay may take.
+RESTORE_TIMEOUT = 10.0
+#: How long closing a healed session may wait for its transport to close.
+CLOSE_TIMEOUT = 5.0
+#: Links that die this soon after opening count towards the crash loop ...
+SHORT_LIFE = 10.0
+#: ... and this many in a row give the server up for good.
+CRASH_LOOP_LIMIT = 5
+#: Most requests re-sent for one request (each rebuild that loses it again counts).
+MAX_RESENDS = 3
+BACKOFF_INITIAL = 0.05
+BACKOFF_MAX = 2.0
+
+_OWN = "mcp-hooks:"
+#: Protocol requests that read only: safe to send again whatever the tools' annotations say.
+_READ_ONLY_METHODS = frozenset(
+    {
+        "ping",
+        "tools/list",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "server/discover",
+    }
+)
+_READ_ONLY = {"readOnlyHint": True}
+_UNCERTAIN_DATA = {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
+
+
+class _Pending:
+    """A request of the session's that has not been answered yet."""
+
+    __slots__ = ("link", "lost", "message", "method", "request_id", "resends", "since")
+
+    def __init__(self, message: Any, request_id: Any, method: str) -> None:
+        self.message = message
+        self.request_id = request_id
+        self.method = method
+        self.link: _Link | None = None  # the link it was sent on, None while queued
+        self.lost: Loss | None = None  # what happened to it on that link
+        self.resends = 0
+        self.since = time.monotonic()
+
+
+class _Link:
+    """One generation: a transport opened by the owner task, and what was seen of it."""
+
+    def __init__(self, relay: Relay, generation: int) -> None:
+        self.relay = relay
+        self.generation = generation
+        self.read: Any = None
+        self.write: Any = None
+        self.get_session_id: Callable[[], str | None] | None = None
+        self.gone = False  # loss seen: nothing new is sent on it
+        self.trouble = anyio.Event()
+        self.died = False
+        self.opened_at = time.monotonic()
+        self.cause = ""
+        self.evidence: BaseException | None = None
+        self.waiters: dict[str, list[Any]] = {}
+        self.change = anyio.Event()
+
+    def changed(self) -> None:
+        """Wake whoever waits for the requests out on this link to settle."""
+        self.change.set()
+        self.change = anyio.Event()
+
+    # what the HTTP layer tells (watch.LinkEvents)
+    def session_rejected(self, request_id: Any, status: int) -> None:
+        self.relay._lost_on(self, request_id, Loss.REJECTED, f"HTTP {status} to a request carrying the session id")
+
+    def request_lost(self, request_id: Any, error: BaseException, *, refused: bool) -> None:
+        loss = Loss.REJECTED if refused else Loss.IN_FLIGHT
+        self.relay._lost_on(self, request_id, loss, f"{type(error).__name__}: {error}"[:200])
+
+    def standing_stream_ended(self) -> None:
+        self.relay._suspect(self)
+
+    def give_up(self, cause: str, evidence: BaseException | None = None) -> None:
+        if not self.gone:
+            self.gone = True
+            self.cause = cause
+            self.evidence = evidence
+        self.trouble.set()
+
+
+def server_key(kind: str, target: Any) -> str:
+    """A stable, credential-free key of the connection: the URL without user-info and query, or the command."""
+    if kind == "stdio":
+        command = getattr(target, "command", "stdio")
+        args = " ".join(str(a) for a in getattr(target, "args", []) or [])
+        return f"stdio:{command} {args}".strip()
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(str(target))
+    except ValueError:
+        return "<url>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def _backoff(failures: int) -> float:
+    ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * (2 ** max(0, failures - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def _lost_error(loss: Loss, cause: str, method: str | None) -> ConnectionError:
+    error = ConnectionError(f"MCP session lost ({cause})")
+    mark_session_lost(error, SessionLostMark(loss, method=method, detail=cause))
+    return error
+
+
+class Relay:
+    """Heals one SDK session; see the module's docstring. Built by :func:`healed_streams`."""
+
+    def __init__(
+        self,
+        open_transport: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
+        *,
+        kind: str,
+        server: str,
+        pm: pluggy.PluginManager | None = None,
+    ) -> None:
+        self._open_transport = open_transport
+        self.kind = kind
+        self.server = server
+        self._pm = pm
+        self.rebuilds = 0
+        self._pending: dict[Any, _Pending] = {}
+        self._link: _Link | None = None
+        self._closing = False
+        self._wanted = anyio.Event()  # a request arrived while no link is up
+        self._ids = itertools.count(1)
+        self._handshake: list[Any] = []
+        self._level: Any = None
+        self._subscriptions: dict[str, Any] = {}
+        self._later: list[Any] = []  # notifications of the session's held during a rebuild
+        self._tools: dict[str, Any] | None = None
+        self._dead_for_good: str | None = None
+        self._session_send: MemoryObjectSendStream[Any] | None = None
+        self.closed = anyio.Event()
+        self._tg: Any = None
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        return self._pm if self._pm is not None else plugin_manager()
+
+    def session_id(self) -> str | None:
+        link = self._link
+        if link is None or link.get_session_id is None:
+            return None
+        return link.get_session_id()
+
+    def _call(self, pending: _Pending | None, attempt: int = 1) -> ToolCall:
+        if pending is None:
+            return ToolCall(server=self.server, owner=self, framework="mcp")
+        params = getattr(messages.inner(pending.message), "params", None) or {}
+        if pending.method == "tools/call":
+            tool = params.get("name")
+            annotations = (self._tools or {}).get(tool) if isinstance(tool, str) else None
+            return ToolCall(
+                server=self.server,
+                tool=tool if isinstance(tool, str) else None,
+                arguments=params.get("arguments"),
+                annotations=annotations,
+                attempt=attempt,
+                owner=self,
+                framework="mcp",
+            )
+        annotations = _READ_ONLY if pending.method in _READ_ONLY_METHODS else None
+        return ToolCall(server=self.server, annotations=annotations, attempt=attempt, owner=self, framework="mcp")
+
+    async def _to_session(self, item: Any) -> None:
+        if self._session_send is None:
+            return
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self._session_send.send(item)
+
+    async def _answer_error(self, pending: _Pending, message: str, data: Any = None) -> None:
+        self._pending.pop(pending.request_id, None)
+        await self._to_session(messages.error_answer(pending.request_id, messages.UNCERTAIN_CODE, message, data))
+
+    # ------------------------------------------------------------------ the session's side
+    async def _up(self, from_session: MemoryObjectReceiveStream[Any]) -> None:
+        """Every message the session writes: remembered as needed, sent on the live link or held."""
+        try:
+            async with from_session:
+                async for item in from_session:
+                    await self._from_session(item)
+        finally:
+            self._closing = True
+            self._wanted.set()
+            link = self._link
+            if link is not None:
+                link.trouble.set()
+
+    async def _from_session(self, item: Any) -> None:
+        message = messages.inner(item)
+        method = getattr(message, "method", None)
+        request_id = getattr(message, "id", None)
+        if method is not None and request_id is not None:
+            if self._dead_for_good is not None:
+                await self._to_session(messages.error_answer(request_id, messages.UNCERTAIN_CODE, self._dead_for_good))
+                return
+            if method == "initialize":
+                self._handshake = [item]
+            elif method == "logging/setLevel":
+                self._level = item
+            elif method == "resources/subscribe":
+                uri = (getattr(message, "params", None) or {}).get("uri")
+                if isinstance(uri, str):
+                    self._subscriptions[uri] = item
+            elif method == "resources/unsubscribe":
+                uri = (getattr(message, "params", None) or {}).get("uri")
+                if isinstance(uri, str):
+                    self._subscriptions.pop(uri, None)
+            pending = _Pending(item, request_id, method)
+            self._pending[request_id] = pending
+            await self._send(pending)
+            return
+        if method == "notifications/initialized":
+            self._handshake = [*self._handshake[:1], item]
+        elif method == "notifications/cancelled":
+            cancelled = (getattr(message, "params", None) or {}).get("requestId")
+            self._pending.pop(cancelled, None)
+        link = self._link
+        if link is not None and not link.gone:
+            await self._send_raw(link, item)
+        elif method is not None and len(self._later) < 100:
+            self._later.append(item)  # sent once the session is rebuilt; answers to a lost server are dropped
+
+    async def _send(self, pending: _Pending) -> None:
+        link = self._link
+        if link is None or link.gone:
+            pending.link = None
+            self._wanted.set()
+            return
+        pending.link = link
+        pending.lost = None
+        if not await self._send_raw(link, pending.message):
+            self._lost_on(link, pending.request_id, Loss.REJECTED, "the transport refused the message")
+
+    async def _send_raw(self, link: _Link, item: Any) -> bool:
+        try:
+            await link.write.send(item)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            link.died = True
+            link.give_up(f"the transport is closed ({type(exc).__name__})")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ the transport's side
+    async def _down(self, link: _Link) -> None:
+        """Every message of one link's transport: answers matched, losses noticed, the rest passed on."""
+        try:
+            async for item in link.read:
+                if isinstance(item, BaseException):
+                    await self._to_session(item)
+                    continue
+                message = messages.inner(item)
+                request_id = getattr(message, "id", None)
+                if isinstance(request_id, str) and request_id.startswith(_OWN):
+                    waiter = link.waiters.get(request_id)
+                    if waiter is not None:
+                        waiter[1] = message
+                        waiter[0].set()
+                    continue
+                pending = self._pending.get(request_id) if request_id is not None else None
+                if pending is not None and getattr(message, "method", None) is None:
+                    if getattr(message, "error", None) is not None and self._is_loss(link, pending, message.error):
+                        continue
+                    self._pending.pop(request_id, None)
+                    link.changed()
+                    if pending.method == "tools/list":
+                        self._learn_tools(getattr(message, "result", None))
+                    if pending.resends:
+                        notify(self.pm, "on_recovered", call=self._call(pending, pending.resends + 1))
+                await self._to_session(item)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
+            pass
+        link.died = True
+        for waiter in link.waiters.values():
+            waiter[0].set()
+        if not self._closing:
+            link.give_up("the transport closed" if not link.gone else link.cause)
+
+    def _is_loss(self, link: _Link, pending: _Pending, error: Any) -> bool:
+        """An error answer: session loss when the HTTP layer saw it (the request is already marked) or
+        when the hooks say so. Returns whether the answer is held back from the session."""
+        if pending.link is link and pending.lost is not None:
+            return True
+        exc = messages.sdk_error(error)
+        call = self._call(pending, pending.resends + 1)
+        if decide(self.pm, "should_reconnect", call=call, error=exc) is not True:
+            return False
+        verdict = classify(exc)
+        loss = Loss.REJECTED if verdict.loss is Loss.REJECTED else Loss.IN_FLIGHT
+        self._lost_on(link, pending.request_id, loss, f"{error.code}: {error.message}"[:200], evidence=exc)
+        return True
+
+    def _lost_on(
+        self, link: _Link, request_id: Any, loss: Loss, cause: str, evidence: BaseException | None = None
+    ) -> None:
+        """The session of ``link`` is lost; ``request_id`` (if known and waiting) did not run (REJECTED) or
+        may have (IN_FLIGHT)."""
+        pending = self._pending.get(request_id) if request_id is not None else None
+        if pending is not None and pending.link is link and pending.lost is None:
+            pending.lost = loss
+            notify(
+                self.pm,
+                "on_tool_error",
+                call=self._call(pending, pending.resends + 1),
+                error=evidence or _lost_error(loss, cause, pending.method),
+            )
+        link.give_up(cause, evidence)
+        link.changed()
+
+    def _suspect(self, link: _Link) -> None:
+        """The standing GET stream ended: ask the server with a ping whether the session is still there."""
+        if self._closing or link.gone or self._tg is None or not self._handshake:
+            return
+        self._tg.start_soon(self._probe, link)
+
+    async def _probe(self, link: _Link) -> None:
+        answer = await self._ask(link, messages.request(self._own_id(link), "ping"), within=RESTORE_TIMEOUT)
+        if link.gone or self._closing:
+            return
+        error = getattr(answer, "error", None) if answer is not None else None
+        if answer is None:
+            link.give_up("the standing stream ended and a ping went unanswered")
+        elif error is not None:
+            exc = messages.sdk_error(error)
+            if decide(self.pm, "should_reconnect", call=self._call(None), error=exc) is True:
+                link.give_up(f"the standing stream ended; ping: {error.code}: {error.message}"[:200], exc)
+
+    def _own_id(self, link: _Link) -> str:
+        return f"{_OWN}{link.generation}:{next(self._ids)}"
+
+    async def _ask(self, link: _Link, message: Any, *, within: float) -> Any:
+        """Send a request of the relay's own on ``link``; its answer (never shown to the session), or ``None``."""
+        request_id = messages.inner(message).id
+        waiter: list[Any] = [anyio.Event(), None]
+        link.waiters[request_id] = waiter
+        try:
+            if not await self._send_raw(link, message):
+                return None
+            with anyio.move_on_after(within):
+                await waiter[0].wait()
+            return waiter[1]
+        finally:
+            link.waiters.pop(request_id, None)
+
+    def _learn_tools(self, result: Any) -> None:
+        tools = result.get("tools") if isinstance(result, dict) else getattr(result, "tools", None)
+        if not isinstance(tools, list):
+            return
+        known = dict(self._tools or {})
+        for tool in tools:
+            name = tool.get("name") if isinstance(tool, dict) else getattr(tool, "name", None)
+            if isinstance(name, str):
+                known[name] = tool.get("annotations") if isinstance(tool, dict) else getattr(tool, "annotations", None)
+        self._tools = known
+
+    # ------------------------------------------------------------------ the owner task
+    async def own(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Open the transport, relay, and rebuild it after every loss until the session closes."""
+        try:
+            await self._own(task_status)
+        finally:
+            self._link = None
+            self.closed.set()
+
+    async def _own(self, task_status: Any) -> None:
+        generation = 0
+        short_lives = 0
+        failures = 0
+        loss_since: float | None = None
+        started = False
+        while not self._closing:
+            link = _Link(self, generation)
+            generation += 1
+            live = False
+            token = current_link.set(link)
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    streams = await stack.enter_async_context(self._open_transport())
+                    link.read, link.write = streams[0], streams[1]
+                    if len(streams) > 2:
+                        link.get_session_id = streams[2]
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._down, link)
+                        if started:
+                            await self._restore(link)
+                        link.opened_at = time.monotonic()
+                        self._link = link
+                        live = True
+                        if not started:
+                            started = True
+                            task_status.started()
+                        else:
+                            await self._rebuilt(link, loss_since)
+                        failures = 0
+                        loss_since = None
+                        await link.trouble.wait()
+                        if not self._closing:
+                            await self._drain(link)
+                        tg.cancel_scope.cancel()
+                    # Closed by leaving the stack: the transport's own cancel scopes must be exited
+                    # innermost first, so no bounding scope can be put around them here; the SDK
+                    # bounds its own closing (a gone session's DELETE is answered by the watcher).
+            except Exception as exc:
+                if not started:
+                    raise
+                link.died = True
+                if not link.gone:
+                    link.give_up(f"{type(exc).__name__}: {exc}"[:200], exc)
+            finally:
+                current_link.reset(token)
+            self._link = None
+            if self._closing:
+                break
+            now = time.monotonic()
+            if live:
+                await self._settle(link)
+            if loss_since is None:
+                loss_since = now
+            short_lives = short_lives + 1 if now - link.opened_at < SHORT_LIFE else 0
+            if self.kind == "stdio" and short_lives >= CRASH_LOOP_LIMIT:
+                await self._give_up_for_good(short_lives)
+                return
+            if failures:
+                await self._wait_before_retry(failures, loss_since)
+            failures += 1
+            if time.monotonic() - loss_since > HEAL_DEADLINE:
+                await self._fail_waiting(f"could not rebuild the session within {HEAL_DEADLINE:.0f} s")
+                loss_since = None
+                failures = 0
+                self._wanted = anyio.Event()
+                while not self._closing and not self._pending:
+                    with anyio.move_on_after(60):
+                        await self._wanted.wait()
+
+    async def _drain(self, link: _Link) -> None:
+        """Give requests still out on a link that is being given up a moment to receive their answers."""
+        if link.died:
+            return
+        with anyio.move_on_after(DRAIN_GRACE):
+            while not link.died and any(p.link is link and p.lost is None for p in self._pending.values()):
+                await link.change.wait()
+
+    async def _settle(self, link: _Link) -> None:
+        """After ``link`` is gone: requests it refused are sent again; requests lost in flight only if safe."""
+        first: _Pending | None = None
+        error: BaseException | None = None
+        for pending in list(self._pending.values()):
+            if pending.link is not link:
+                continue
+            loss = pending.lost or Loss.IN_FLIGHT
+            if pending.lost is None:
+                pending.lost = loss
+                notify(
+                    self.pm,
+                    "on_tool_error",
+                    call=self._call(pending, pending.resends + 1),
+                    error=_lost_error(loss, link.cause, pending.method),
+                )
+            pending.link = None
+            error = link.evidence if loss is Loss.REJECTED and link.evidence is not None else None
+            error = error or _lost_error(loss, link.cause or "the connection was lost", pending.method)
+            call = self._call(pending, pending.resends + 1)
+            first = first or pending
+            if pending.resends >= MAX_RESENDS:
+                notify(self.pm, "on_giveup", call=call, error=error)
+                await self._answer_error(
+                    pending, f"MCP session lost {pending.resends + 1} times during this request; gave up"
+                )
+                continue
+            if loss is Loss.IN_FLIGHT and decide(self.pm, "is_replay_safe", call=call, error=error) is not True:
+                uncertain = OutcomeUncertain(self.server, call.tool, link.cause)
+                notify(self.pm, "on_giveup", call=call, error=uncertain)
+                await self._answer_error(
+                    pending, str(uncertain), {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
+                )
+                continue
+            pending.resends += 1
+        cause_call = self._call(first) if first is not None else self._call(None)
+        notify(
+            self.pm,
+            "on_reconnect",
+            call=cause_call,
+            error=error or link.evidence or _lost_error(Loss.REJECTED, link.cause or "the connection was lost", None),
+        )
+        log.info("mcp_hooks: session of %s lost (%s); rebuilding", self.server, link.cause or "the connection was lost")
+
+    async def _restore(self, link: _Link) -> None:
+        """Replay on a new transport what the session set up, with the relay's own ids."""
+        if self._handshake and messages.method_of(self._handshake[0]) == "initialize":
+            answer = await self._ask(
+                link, messages.with_id(self._handshake[0], self._own_id(link)), within=RESTORE_TIMEOUT
+            )
+            if answer is None or getattr(answer, "error", None) is not None:
+                raise ConnectionError(f"the handshake with {self.server} failed on rebuild")
+            for notification in self._handshake[1:]:
+                if not await self._send_raw(link, notification):
+                    raise ConnectionError("the transport closed during the handshake")
+        for item in [self._level, *self._subscriptions.values()]:
+            if item is not None:
+                await self._ask(link, messages.with_id(item, self._own_id(link)), within=RESTORE_TIMEOUT)
+
+    async def _rebuilt(self, link: _Link, loss_since: float | None) -> None:
+        self.rebuilds += 1
+        if loss_since is not None:
+            log.info(
+                "mcp_hooks: session of %s rebuilt (generation %d) in %.2f s",
+                self.server,
+                link.generation,
+                time.monotonic() - loss_since,
+            )
+        later, self._later = self._later, []
+        for item in later:
+            await self._send_raw(link, item)
+        for pending in list(self._pending.values()):
+            if pending.link is None and self._pending.get(pending.request_id) is pending:
+                await self._send(pending)
+        if self._tools is not None and self._tg is not None:
+            self._tg.start_soon(self._compare_tools, link, dict(self._tools))
+
+    async def _compare_tools(self, link: _Link, before: dict[str, Any]) -> None:
+        """Tell the session when the rebuilt server lists other tools than before."""
+        answer = await self._ask(link, messages.request(self._own_id(link), "tools/list"), within=RESTORE_TIMEOUT)
+        result = getattr(answer, "result", None) if answer is not None else None
+        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            return
+        self._tools = None
+        self._learn_tools(result)
+        after: dict[str, Any] = self._tools or {}
+
+        def digest(tools: dict[str, Any]) -> str:
+            return json.dumps({k: _plain(v) for k, v in tools.items()}, sort_keys=True, default=str)
+
+        if digest(after) != digest(before):
+            await self._to_session(messages.notification("notifications/tools/list_changed"))
+
+    async def _wait_before_retry(self, failures: int, loss_since: float) -> None:
+        left = HEAL_DEADLINE - (time.monotonic() - loss_since)
+        await anyio.sleep(max(0.0, min(_backoff(failures), left)))
+
+    async def _fail_waiting(self, why: str) -> None:
+        for pending in list(self._pending.values()):
+            if pending.link is None:
+                error = _lost_error(pending.lost or Loss.REJECTED, why, pending.method)
+                notify(self.pm, "on_giveup", call=self._call(pending, pending.resends + 1), error=error)
+                await self._answer_error(pending, f"MCP server {self.server} unreachable: {why}")
+        log.info("mcp_hooks: gave up rebuilding the session of %s: %s", self.server, why)
+
+    async def _give_up_for_good(self, deaths: int) -> None:
+        self._dead_for_good = (
+            f"MCP server command {self.server.removeprefix('stdio:')!r} exited {deaths} times in a row within "
+            f"{SHORT_LIFE:.0f} s of starting; it is not restarted again"
+        )
+        log.warning("mcp_hooks: %s", self._dead_for_good)
+        for pending in list(self._pending.values()):
+            notify(self.pm, "on_giveup", call=self._call(pending), error=ConnectionError(self._dead_for_good))
+            await self._answer_error(pending, self._dead_for_good)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (dict, str, int, float, bool, list)):
+        return value
+    dump = getattr(value, "model_dump", None)
+    return dump(exclude_none=True) if callable(dump) else repr(value)
+
+
+@contextlib.asynccontextmanager
+async def healed_streams(
+    open_transport: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
+    *,
+    kind: str,
+    server: str,
+    with_session_id: bool,
+    pm: pluggy.PluginManager | None = None,
+) -> AsyncIterator[Any]:
+    """The streams of an SDK transport, healed: what the patched transport functions yield."""
+    relay = Relay(open_transport, kind=kind, server=server, pm=pm)
+    to_session, session_read = anyio.create_memory_object_stream[Any](0)
+    session_write, from_session = anyio.create_memory_object_stream[Any](0)
+    relay._session_send = to_session
+    async with anyio.create_task_group() as tg:
+        relay._tg = tg
+        await tg.start(relay.own)
+        tg.start_soon(relay._up, from_session)
+        try:
+            if with_session_id:
+                yield session_read, session_write, relay.session_id
+            else:
+                yield session_read, session_write
+        finally:
+            relay._closing = True
+            await session_write.aclose()
+            link = relay._link
+            if link is not None:
+                link.trouble.set()
+            relay._wanted.set()
+            with anyio.move_on_after(CLOSE_TIMEOUT):
+                await relay.closed.wait()
+            tg.cancel_scope.cancel()
+            await to_session.aclose()
+            await session_read.aclose()
