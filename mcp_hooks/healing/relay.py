@@ -80,7 +80,7 @@ _UNCERTAIN_DATA = {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
 class _Pending:
     """A request of the session's that has not been answered yet."""
 
-    __slots__ = ("link", "lost", "message", "method", "request_id", "resends", "since")
+    __slots__ = ("link", "lost", "message", "method", "request_id", "resends", "since", "unreachable")
 
     def __init__(self, message: Any, request_id: Any, method: str) -> None:
         self.message = message
@@ -89,6 +89,7 @@ class _Pending:
         self.link: _Link | None = None  # the link it was sent on, None while queued
         self.lost: Loss | None = None  # what happened to it on that link
         self.resends = 0
+        self.unreachable = False  # refused because the server could not be reached: not a failed replay
         self.since = time.monotonic()
 
 
@@ -104,6 +105,7 @@ class _Link:
         self.gone = False  # loss seen: nothing new is sent on it
         self.trouble = anyio.Event()
         self.died = False
+        self.answered = False  # the server sent something on it: it was reachable
         self.opened_at = time.monotonic()
         self.cause = ""
         self.evidence: BaseException | None = None
@@ -121,7 +123,7 @@ class _Link:
 
     def request_lost(self, request_id: Any, error: BaseException, *, refused: bool) -> None:
         loss = Loss.REJECTED if refused else Loss.IN_FLIGHT
-        self.relay._lost_on(self, request_id, loss, f"{type(error).__name__}: {error}"[:200])
+        self.relay._lost_on(self, request_id, loss, f"{type(error).__name__}: {error}"[:200], unreachable=refused)
 
     def standing_stream_ended(self) -> None:
         self.relay._suspect(self)
@@ -193,6 +195,7 @@ class Relay:
         self._session_send: MemoryObjectSendStream[Any] | None = None
         self.closed = anyio.Event()
         self._tg: Any = None
+        self._outage_since: float | None = None  # when the current loss was seen (None: healthy)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -295,12 +298,16 @@ class Relay:
             self._lost_on(link, pending.request_id, Loss.REJECTED, "the transport refused the message")
 
     async def _send_raw(self, link: _Link, item: Any) -> bool:
+        # mcp 2.x runs each request in the context its message was sent from: the link must be in it.
+        token = current_link.set(link)
         try:
             await link.write.send(item)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             link.died = True
             link.give_up(f"the transport is closed ({type(exc).__name__})")
             return False
+        finally:
+            current_link.reset(token)
         return True
 
     # ------------------------------------------------------------------ the transport's side
@@ -308,6 +315,10 @@ class Relay:
         """Every message of one link's transport: answers matched, losses noticed, the rest passed on."""
         try:
             async for item in link.read:
+                if not link.answered:
+                    link.answered = True
+                    if link.generation:
+                        self._confirmed(link)
                 if isinstance(item, BaseException):
                     await self._to_session(item)
                     continue
@@ -343,6 +354,8 @@ class Relay:
         when the hooks say so. Returns whether the answer is held back from the session."""
         if pending.link is link and pending.lost is not None:
             return True
+        if not self._handshake:
+            return False  # no session yet (or a session-less protocol): nothing to lose
         exc = messages.sdk_error(error)
         call = self._call(pending, pending.resends + 1)
         if decide(self.pm, "should_reconnect", call=call, error=exc) is not True:
@@ -353,13 +366,21 @@ class Relay:
         return True
 
     def _lost_on(
-        self, link: _Link, request_id: Any, loss: Loss, cause: str, evidence: BaseException | None = None
+        self,
+        link: _Link,
+        request_id: Any,
+        loss: Loss,
+        cause: str,
+        evidence: BaseException | None = None,
+        *,
+        unreachable: bool = False,
     ) -> None:
         """The session of ``link`` is lost; ``request_id`` (if known and waiting) did not run (REJECTED) or
         may have (IN_FLIGHT)."""
         pending = self._pending.get(request_id) if request_id is not None else None
         if pending is not None and pending.link is link and pending.lost is None:
             pending.lost = loss
+            pending.unreachable = unreachable
             notify(
                 self.pm,
                 "on_tool_error",
@@ -428,7 +449,6 @@ class Relay:
         generation = 0
         short_lives = 0
         failures = 0
-        loss_since: float | None = None
         started = False
         while not self._closing:
             link = _Link(self, generation)
@@ -452,9 +472,7 @@ class Relay:
                             started = True
                             task_status.started()
                         else:
-                            await self._rebuilt(link, loss_since)
-                        failures = 0
-                        loss_since = None
+                            await self._rebuilt(link)
                         await link.trouble.wait()
                         if not self._closing:
                             await self._drain(link)
@@ -470,24 +488,30 @@ class Relay:
                     link.give_up(f"{type(exc).__name__}: {exc}"[:200], exc)
             finally:
                 current_link.reset(token)
+                _close(link.read, link.write)
             self._link = None
             if self._closing:
                 break
             now = time.monotonic()
+            # A link the server answered on ended an outage: this loss starts a new one (announced
+            # once); a link that died before any answer is one more failed attempt of the same one.
+            new_outage = self._outage_since is None or link.answered
+            if new_outage:
+                self._outage_since = now
+                failures = 0
             if live:
-                await self._settle(link)
-            if loss_since is None:
-                loss_since = now
+                await self._settle(link, announce=new_outage)
             short_lives = short_lives + 1 if now - link.opened_at < SHORT_LIFE else 0
             if self.kind == "stdio" and short_lives >= CRASH_LOOP_LIMIT:
                 await self._give_up_for_good(short_lives)
                 return
+            since = self._outage_since or now
             if failures:
-                await self._wait_before_retry(failures, loss_since)
+                await self._wait_before_retry(failures, since)
             failures += 1
-            if time.monotonic() - loss_since > HEAL_DEADLINE:
+            if time.monotonic() - since > HEAL_DEADLINE:
                 await self._fail_waiting(f"could not rebuild the session within {HEAL_DEADLINE:.0f} s")
-                loss_since = None
+                self._outage_since = None
                 failures = 0
                 self._wanted = anyio.Event()
                 while not self._closing and not self._pending:
@@ -502,7 +526,7 @@ class Relay:
             while not link.died and any(p.link is link and p.lost is None for p in self._pending.values()):
                 await link.change.wait()
 
-    async def _settle(self, link: _Link) -> None:
+    async def _settle(self, link: _Link, *, announce: bool) -> None:
         """After ``link`` is gone: requests it refused are sent again; requests lost in flight only if safe."""
         first: _Pending | None = None
         error: BaseException | None = None
@@ -536,7 +560,11 @@ class Relay:
                     pending, str(uncertain), {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
                 )
                 continue
-            pending.resends += 1
+            if not pending.unreachable:
+                pending.resends += 1
+            pending.unreachable = False
+        if not announce:
+            return
         cause_call = self._call(first) if first is not None else self._call(None)
         notify(
             self.pm,
@@ -561,15 +589,20 @@ class Relay:
             if item is not None:
                 await self._ask(link, messages.with_id(item, self._own_id(link)), within=RESTORE_TIMEOUT)
 
-    async def _rebuilt(self, link: _Link, loss_since: float | None) -> None:
+    def _confirmed(self, link: _Link) -> None:
+        """The server answered on a rebuilt link: the outage is over."""
         self.rebuilds += 1
-        if loss_since is not None:
+        since, self._outage_since = self._outage_since, None
+        if since is not None:
             log.info(
                 "mcp_hooks: session of %s rebuilt (generation %d) in %.2f s",
                 self.server,
                 link.generation,
-                time.monotonic() - loss_since,
+                time.monotonic() - since,
             )
+
+    async def _rebuilt(self, link: _Link) -> None:
+        """A new link is up: what was held back is sent on it."""
         later, self._later = self._later, []
         for item in later:
             await self._send_raw(link, item)
@@ -618,6 +651,15 @@ class Relay:
             await self._answer_error(pending, self._dead_for_good)
 
 
+def _close(*streams: Any) -> None:
+    """Close the ends of memory streams we hold (no ``ResourceWarning`` for an end nobody closed)."""
+    for stream in streams:
+        close = getattr(stream, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
+
+
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (dict, str, int, float, bool, list)):
         return value
@@ -658,5 +700,4 @@ async def healed_streams(
             with anyio.move_on_after(CLOSE_TIMEOUT):
                 await relay.closed.wait()
             tg.cancel_scope.cancel()
-            await to_session.aclose()
-            await session_read.aclose()
+    _close(to_session, session_read, session_write, from_session)

@@ -1,0 +1,39 @@
+"""Fixtures for the healing tests: ``instrument("mcp")`` on for the test, and the hooks' events recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from healing_helpers import Events
+
+import mcp_hooks
+
+
+@pytest.fixture
+def healing() -> Iterator[None]:
+    """Every SDK session opened during the test is healed; the SDK is its own again afterwards."""
+    assert mcp_hooks.instrument("mcp") == {"mcp": True}
+    try:
+        yield
+    finally:
+        mcp_hooks.uninstrument("mcp")
+
+
+@pytest.fixture
+def events() -> Iterator[Events]:
+    """What the observer hooks saw during the test (a plugin registered on the process-wide manager)."""
+    recorder = Events()
+    pm = mcp_hooks.plugin_manager()
+    name = pm.register(recorder, name=f"test-events-{id(recorder)}")
+    try:
+        yield recorder
+    finally:
+        pm.unregister(name=name)
+
+
+@pytest.fixture
+def server(mcp_fault_server_factory: Any) -> Any:
+    """A started streamable-HTTP fault server that keeps sessions under either mcp major."""
+    return mcp_fault_server_factory(legacy_only=True)

@@ -1,0 +1,74 @@
+"""Helpers for the healing tests: a raw SDK session opened the SDK's documented way, and a hook recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import mcp
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_hooks import ToolCall, hookimpl
+from mcp_hooks.healing.messages import MCP_MAJOR
+
+__all__ = ["MCP_MAJOR", "Events", "error_text", "raw_session", "text", "wait_for"]
+
+# Bound before instrument() runs, as a framework module would: the healing must reach this name too.
+_STREAMABLE_HTTP_CLIENT = streamable_http_client
+
+
+@dataclasses.dataclass
+class Events:
+    reconnects: list[ToolCall] = dataclasses.field(default_factory=list)
+    recovered: list[ToolCall] = dataclasses.field(default_factory=list)
+    giveups: list[tuple[ToolCall, BaseException]] = dataclasses.field(default_factory=list)
+    errors: list[tuple[ToolCall, BaseException]] = dataclasses.field(default_factory=list)
+
+    @hookimpl
+    def on_reconnect(self, call: ToolCall, error: BaseException) -> None:
+        self.reconnects.append(call)
+
+    @hookimpl
+    def on_recovered(self, call: ToolCall) -> None:
+        self.recovered.append(call)
+
+    @hookimpl
+    def on_giveup(self, call: ToolCall, error: BaseException) -> None:
+        self.giveups.append((call, error))
+
+    @hookimpl
+    def on_tool_error(self, call: ToolCall, error: BaseException) -> None:
+        self.errors.append((call, error))
+
+
+@contextlib.asynccontextmanager
+async def raw_session(url: str, **session_kwargs: Any) -> AsyncIterator[Any]:
+    """A ``ClientSession`` over the SDK's streamable-HTTP transport, initialized: the SDK's documented way."""
+    async with _STREAMABLE_HTTP_CLIENT(url) as streams, mcp.ClientSession(streams[0], streams[1], **session_kwargs) as session:
+        await session.initialize()
+        yield session
+
+
+def text(result: Any) -> str:
+    assert not getattr(result, "isError", False) and not getattr(result, "is_error", False), result
+    return str(result.content[0].text)
+
+
+def error_text(error: BaseException) -> str:
+    """The message of the SDK's error (``McpError`` / ``MCPError``) for a JSON-RPC error answer."""
+    inner = getattr(error, "error", None)
+    return str(getattr(inner, "message", None) or error)
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while loop.time() < end:
+        if predicate():
+            return True
+        await asyncio.sleep(0.02)
+    return bool(predicate())
