@@ -14,7 +14,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_hooks import ToolCall, hookimpl
 from mcp_hooks.healing.messages import MCP_MAJOR
 
-__all__ = ["MCP_MAJOR", "Events", "error_text", "raw_session", "text", "wait_for"]
+__all__ = ["MCP_MAJOR", "Events", "alive", "error_text", "raw_session", "raw_stdio_session", "text", "wait_for"]
 
 # Bound before instrument() runs, as a framework module would: the healing must reach this name too.
 _STREAMABLE_HTTP_CLIENT = streamable_http_client
@@ -47,7 +47,10 @@ class Events:
 @contextlib.asynccontextmanager
 async def raw_session(url: str, **session_kwargs: Any) -> AsyncIterator[Any]:
     """A ``ClientSession`` over the SDK's streamable-HTTP transport, initialized: the SDK's documented way."""
-    async with _STREAMABLE_HTTP_CLIENT(url) as streams, mcp.ClientSession(streams[0], streams[1], **session_kwargs) as session:
+    async with (
+        _STREAMABLE_HTTP_CLIENT(url) as streams,
+        mcp.ClientSession(streams[0], streams[1], **session_kwargs) as session,
+    ):
         await session.initialize()
         yield session
 
@@ -72,3 +75,25 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
             return True
         await asyncio.sleep(0.02)
     return bool(predicate())
+
+
+@contextlib.asynccontextmanager
+async def raw_stdio_session(params: Any, **session_kwargs: Any) -> AsyncIterator[Any]:
+    """A ``ClientSession`` over the SDK's stdio transport (the child spawned by the SDK), initialized."""
+    from mcp.client.stdio import stdio_client
+
+    async with (
+        stdio_client(params) as streams,
+        mcp.ClientSession(streams[0], streams[1], **session_kwargs) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (non-zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

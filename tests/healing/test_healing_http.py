@@ -179,11 +179,13 @@ async def test_mcp1_deprecated_streamablehttp_client_is_healed(server: Any, even
     import mcp
     from mcp.client.streamable_http import streamablehttp_client  # type: ignore[attr-defined]
 
-    async with streamablehttp_client(server.url, headers={"x-test": "1"}) as streams:
-        async with mcp.ClientSession(streams[0], streams[1]) as session:
-            await session.initialize()
-            text(await session.call_tool("echo", {"text": "x"}))
-            await asyncio.to_thread(server.restart, signal.SIGKILL)
-            assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "y"}), 20)).startswith("y")
-            assert streams[2]() is not None  # the current session id
+    async with (
+        streamablehttp_client(server.url, headers={"x-test": "1"}) as streams,
+        mcp.ClientSession(streams[0], streams[1]) as session,
+    ):
+        await session.initialize()
+        text(await session.call_tool("echo", {"text": "x"}))
+        await asyncio.to_thread(server.restart, signal.SIGKILL)
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "y"}), 20)).startswith("y")
+        assert streams[2]() is not None  # the current session id
     assert len(events.reconnects) == 1
