@@ -3,7 +3,8 @@
 1. happy-path overhead (decorator and ``attach`` on no-ops; real MCP calls in memory and over loopback
    HTTP, decorated and through ``connect()``); 2. recovery latency after a restart (and after a
    server-side expiry) against a brand-new connect; 3. proactive healing against a warm call;
-   4. reconnect storms; 5. classification of huge and cyclic error graphs; 7. memory per session.
+   4. reconnect storms; 5. classification of huge and cyclic error graphs; 7. memory per session;
+8. healing beneath the SDK session (``instrument("mcp")``, :mod:`benchmarks.sdk_healing`).
 
 Runs under whichever mcp major is installed (the nox sessions ``bench-core-mcp1`` and
 ``bench-core-mcp2``); under mcp 2.x, sessions use the legacy (session-keeping) protocol on both
@@ -26,7 +27,7 @@ from typing import Any
 import wrapt
 
 import mcp_hooks
-from benchmarks import _targets
+from benchmarks import _targets, sdk_healing
 from benchmarks.common import Figure, Suite, arguments, fail, fmt_ms, fmt_ratio, median, ratio
 from mcp_hooks import classify, with_mcp_recovery
 from mcp_hooks.testing import FaultServer
@@ -582,6 +583,7 @@ async def with_server(suite: Suite) -> None:
         await storm(suite, srv)
         print("memory", flush=True)
         await memory(suite, srv)
+        await sdk_healing.run(suite, srv)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The command line: ``mcp-hooks demo``, ``mcp-hooks plugins``, ``mcp-hooks probe URL``.
+"""The command line: ``mcp-hooks demo``, ``mcp-hooks plugins``, ``mcp-hooks probe URL``,
+``mcp-hooks run -- COMMAND [ARGS...]``.
 
 Bad input gets one clear line on stderr and a non-zero exit (2), never a traceback.
 """
@@ -13,6 +14,7 @@ import importlib.metadata
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -20,15 +22,19 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from ._bootstrap import ENV_INTEGRATIONS
 from .classify import Loss, SessionLostMark, classify, mark_session_lost
 from .connection import MCP_MAJOR, connect
 from .detect import is_session_expired
+from .healing.sdk_patch import bypass
 from .hookspecs import DECISION_HOOKS, OBSERVER_HOOKS
 from .manager import plugin_manager
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CANNOT_EXECUTE = 126  # as a shell says of a command it found but could not run
+EXIT_NOT_FOUND = 127  # as a shell says of a command it did not find
 
 RAW_CALL_TIMEOUT = 5.0
 
@@ -444,7 +450,8 @@ async def _sdk_error_for_unknown_session(
     try:
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(_httpx.AsyncClient(headers=headers, timeout=timeout, transport=swap))
-            transport = streamable_http_client(url, http_client=http)
+            with bypass():  # the probe reports the server's own answers
+                transport = streamable_http_client(url, http_client=http)
             if MCP_MAJOR >= 2:
                 api = await stack.enter_async_context(sdk.Client(transport, mode="legacy", cache=None))
             else:
@@ -500,6 +507,60 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- run -------------------------------------------------------------------------------------------------
+
+#: The directory whose ``sitecustomize`` turns the integrations on as the program's interpreter starts.
+BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bootstrap")
+_INTEGRATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+RUN_USAGE = "mcp-hooks run [--only NAME[,NAME]] -- COMMAND [ARGS...]"
+
+
+def _only_names(values: Sequence[str] | None) -> list[str] | None:
+    """The integrations ``--only`` names (``None``: every installed one)."""
+    if values is None:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise CliError("--only needs integration names, e.g. --only mcp")
+    for name in names:
+        if not _INTEGRATION_NAME.fullmatch(name):
+            raise CliError(f"--only: {name!r} is not an integration name")
+    return list(dict.fromkeys(names))
+
+
+def run_environment(only: Sequence[str] | None, environ: dict[str, str]) -> dict[str, str]:
+    """The program's environment: the start-up hook first on ``PYTHONPATH`` (the rest kept as it was),
+    and the integrations it is to turn on."""
+    env = dict(environ)
+    current = env.get("PYTHONPATH", "")
+    kept = [entry for entry in current.split(os.pathsep) if os.path.abspath(entry) != BOOTSTRAP_DIR] if current else []
+    env["PYTHONPATH"] = os.pathsep.join([BOOTSTRAP_DIR, *kept])
+    if only is None:
+        env.pop(ENV_INTEGRATIONS, None)
+    else:
+        env[ENV_INTEGRATIONS] = ",".join(only)
+    return env
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command = list(args.program)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise CliError(f"no command to run; usage: {RUN_USAGE}")
+    env = run_environment(_only_names(args.only), dict(os.environ))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(command[0], command, env)  # replaces this process: returns only on failure
+    except FileNotFoundError:
+        print(f"mcp-hooks run: {command[0]}: command not found", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except OSError as exc:
+        print(f"mcp-hooks run: {command[0]}: cannot run it: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CANNOT_EXECUTE
+
+
 # --- entry -----------------------------------------------------------------------------------------------
 
 
@@ -519,6 +580,18 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--timeout", type=float, default=10.0)
     probe.add_argument("--json", action="store_true")
     probe.set_defaults(func=cmd_probe)
+    run = sub.add_parser(
+        "run",
+        help="run a program with every installed integration on, without a code change",
+        usage=RUN_USAGE,
+        description="Run COMMAND with the mcp-hooks integrations on in its Python interpreter (through a "
+        "sitecustomize put first on its PYTHONPATH; one the program had runs too).",
+    )
+    run.add_argument(
+        "--only", action="append", metavar="NAME[,NAME]", help="turn on just these integrations (default: all)"
+    )
+    run.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
+    run.set_defaults(func=cmd_run)
     return parser
 
 

@@ -38,7 +38,19 @@ import pluggy
 
 from .calls import ToolCall
 from .classify import Loss, SessionLostMark, classify, mark_session_lost
-from .engine import DEFAULT_DEADLINE, DEFAULT_MAX_RECONNECTS, RebuildTimeout, RecoveryPolicy, add_note, recover_async
+from .engine import (
+    DEFAULT_DEADLINE,
+    DEFAULT_MAX_RECONNECTS,
+    RebuildTimeout,
+    RecoveryPolicy,
+    _Flight,
+    _LeaderCancelled,
+    add_note,
+    gate_for,
+    recover_async,
+)
+from .healing.sdk_patch import bypass
+from .manager import notify
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
 
@@ -246,6 +258,9 @@ class ResilientSession:
         self._tool_policy = RecoveryPolicy(annotate=self._annotations_for, **common)  # type: ignore[arg-type]
         self._read_policy = RecoveryPolicy(always_replay_safe=True, **common)  # type: ignore[arg-type]
         self._pm = pm
+        # The engine's single-flight gate of this session: the rebuilds the connection leads itself hold it
+        # too, so a call failing meanwhile waits for them instead of leading (and announcing) its own.
+        self._gate = gate_for(self, self.server)
 
     # --- what callers see ------------------------------------------------------------------------------
 
@@ -406,7 +421,11 @@ class ResilientSession:
                 return link
             if self._closing:
                 raise RuntimeError(f"the MCP session to {self.server} is closed")
-            await self._heal(link.generation if link is not None else 0, deadline_at)
+            if link is None:
+                await self._heal(0, deadline_at)
+            else:
+                # A link given up before any call failed on it: the rebuild is the connection's own.
+                await self._lead_rebuild(link.generation, deadline_at)
 
     # --- rebuilding --------------------------------------------------------------------------------------
 
@@ -474,10 +493,106 @@ class ResilientSession:
 
     async def _heal_in_background(self, generation: int) -> None:
         try:
-            await self._heal(generation, float("inf"))
+            await self._lead_rebuild(generation, float("inf"))
         except Exception as exc:  # only when closing
             log.debug("mcp_hooks: background healing of %s stopped: %r", self.server, exc)
             return
+
+    # --- rebuilds the connection leads itself, reported to the hooks ------------------------------------------
+
+    async def _lead_rebuild(self, generation: int, deadline_at: float) -> None:
+        """Make sure a link newer than ``generation`` is usable: a rebuild that no failed call leads
+        (background healing, or a call that found the link already given up).
+
+        Hooks see it once, like a rebuild a failed call leads (the engine reports those): ``on_reconnect``
+        with a ``ToolCall`` whose ``tool`` is ``None``, then ``on_recovered`` or ``on_giveup``. It holds
+        the engine's gate of this session, so calls failing meanwhile wait for it rather than lead (and
+        report) one of their own; when a failed call already leads one, this waits for that one instead.
+        It is led in slices of at most ``REBUILD_ATTEMPT`` seconds: each slice that fails is a failed
+        rebuild for the calls waiting on it (so a call lost in flight is settled in time, as when it
+        leads), and the next slice starts at once, still reported as the same rebuild.
+        """
+        call: ToolCall | None = None
+        pm = self._tool_policy.manager()
+        try:
+            while True:
+                link = self._link
+                if link is not None and link.usable and link.generation > generation:
+                    break
+                if self._closing:
+                    raise RuntimeError(f"the MCP session to {self.server} is closed")
+                remaining = deadline_at - time.monotonic()
+                if remaining <= 0:
+                    raise RebuildTimeout(f"no session to {self.server} could be built before the deadline")
+                flight = self._claim_rebuild()
+                if flight is None:  # a failed call leads a rebuild (reported by the engine): wait for it
+                    led = self._gate.flight
+                    if led is not None:
+                        await led.wait_async(min(remaining, REBUILD_ATTEMPT))
+                    continue
+                if call is None:
+                    call = self._report_rebuild(pm, link)
+                failure: BaseException | None = _LeaderCancelled(
+                    f"the rebuild of the session to {self.server} was cancelled"
+                )
+                try:
+                    await self._heal(generation, min(deadline_at, time.monotonic() + REBUILD_ATTEMPT))
+                    failure = None
+                except Exception as exc:
+                    failure = exc
+                    if self._closing or time.monotonic() >= deadline_at:
+                        raise
+                finally:
+                    self._end_rebuild(flight, failure)
+        except BaseException as exc:
+            if call is not None:
+                gave_up = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else RuntimeError(
+                        f"the rebuild of the session to {self.server} was cancelled"
+                        + (" (the session is closed)" if self._closing else "")
+                    )
+                )
+                notify(pm, "on_giveup", call=call, error=gave_up)
+            raise
+        if call is not None:
+            notify(pm, "on_recovered", call=call)
+            log.info("mcp_hooks: session to %s rebuilt", self.server)
+
+    def _claim_rebuild(self) -> _Flight | None:
+        """Lead the next rebuild in the gate, or ``None`` when one is already led."""
+        gate = self._gate
+        with gate.lock:
+            if gate.flight is not None:
+                return None
+            flight = gate.flight = _Flight()
+        return flight
+
+    def _end_rebuild(self, flight: _Flight, failure: BaseException | None) -> None:
+        """Release the gate, as the engine does after a rebuild, and tell the calls waiting on it."""
+        gate = self._gate
+        with gate.lock:
+            if gate.flight is flight:
+                gate.flight = None
+            if failure is None:
+                gate.healed_at = time.monotonic()  # a call sent before it and failing after just replays
+                gate.rebuilds += 1
+        flight.finish(failure)
+
+    def _report_rebuild(self, pm: pluggy.PluginManager, link: _Link | None) -> ToolCall:
+        """``on_reconnect`` for a rebuild the connection leads: what was lost, marked as session loss."""
+        call = ToolCall(server=self.server, tool=None, owner=self, framework="mcp")
+        mark = link.trouble if link is not None else None
+        if mark is None:
+            mark = SessionLostMark(Loss.IN_FLIGHT, detail="the transport died")
+        error = ConnectionError(f"MCP session to {self.server} lost ({mark.detail or mark.loss.value})")
+        if link is not None and link.death is not None:
+            error.__cause__ = link.death
+        mark_session_lost(error, mark)
+        notify(pm, "on_reconnect", call=call, error=error)
+        log.info("mcp_hooks: session to %s lost (%s); rebuilding it", self.server, mark.detail or mark.loss.value)
+        return call
 
     # --- what the watcher reports (called from the owner task's transport) ---------------------------------
 
@@ -615,11 +730,13 @@ class ResilientSession:
             await stack.enter_async_context(http)
             from mcp.client.streamable_http import streamable_http_client
 
-            transport = streamable_http_client(self._target, http_client=http)
+            with bypass():  # connect() heals by its own means: the SDK transport must be its own
+                transport = streamable_http_client(self._target, http_client=http)
         else:
             from mcp.client.stdio import stdio_client
 
-            transport = stdio_client(self._target)
+            with bypass():
+                transport = stdio_client(self._target)
         sdk: Any = importlib.import_module("mcp")
         if MCP_MAJOR >= 2:
             client = sdk.Client(

@@ -53,6 +53,8 @@ CLOSE_TIMEOUT = 5.0
 SHORT_LIFE = 10.0
 #: ... and this many in a row give the server up for good.
 CRASH_LOOP_LIMIT = 5
+#: Most pages of ``tools/list`` read to tell whether the tools changed across a rebuild.
+MAX_TOOL_PAGES = 20
 #: Most requests re-sent for one request (each rebuild that loses it again counts).
 MAX_RESENDS = 3
 BACKOFF_INITIAL = 0.05
@@ -335,9 +337,11 @@ class Relay:
                     if getattr(message, "error", None) is not None and self._is_loss(link, pending, message.error):
                         continue
                     self._pending.pop(request_id, None)
-                    link.changed()
+                    if link.gone:  # someone drains this link
+                        link.changed()
                     if pending.method == "tools/list":
-                        self._learn_tools(getattr(message, "result", None))
+                        params = getattr(messages.inner(pending.message), "params", None) or {}
+                        self._learn_tools(getattr(message, "result", None), first_page=not params.get("cursor"))
                     if pending.resends:
                         notify(self.pm, "on_recovered", call=self._call(pending, pending.resends + 1))
                 await self._to_session(item)
@@ -425,11 +429,12 @@ class Relay:
         finally:
             link.waiters.pop(request_id, None)
 
-    def _learn_tools(self, result: Any) -> None:
+    def _learn_tools(self, result: Any, *, first_page: bool) -> None:
+        """Remember the tools' annotations from a ``tools/list`` answer (a first page starts afresh)."""
         tools = result.get("tools") if isinstance(result, dict) else getattr(result, "tools", None)
         if not isinstance(tools, list):
             return
-        known = dict(self._tools or {})
+        known = {} if first_page else dict(self._tools or {})
         for tool in tools:
             name = tool.get("name") if isinstance(tool, dict) else getattr(tool, "name", None)
             if isinstance(name, str):
@@ -458,6 +463,8 @@ class Relay:
             try:
                 async with contextlib.AsyncExitStack() as stack:
                     streams = await stack.enter_async_context(self._open_transport())
+                    # let the transport's own tasks start (one that never ran would never close its streams)
+                    await anyio.lowlevel.checkpoint()
                     link.read, link.write = streams[0], streams[1]
                     if len(streams) > 2:
                         link.get_session_id = streams[2]
@@ -613,19 +620,27 @@ class Relay:
             self._tg.start_soon(self._compare_tools, link, dict(self._tools))
 
     async def _compare_tools(self, link: _Link, before: dict[str, Any]) -> None:
-        """Tell the session when the rebuilt server lists other tools than before."""
-        answer = await self._ask(link, messages.request(self._own_id(link), "tools/list"), within=RESTORE_TIMEOUT)
-        result = getattr(answer, "result", None) if answer is not None else None
-        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-            return
-        self._tools = None
-        self._learn_tools(result)
-        after: dict[str, Any] = self._tools or {}
+        """Tell the session when the rebuilt server lists other tools than before (every page, bounded)."""
+        cursor: Any = None
+        for page in range(MAX_TOOL_PAGES):
+            params = {"cursor": cursor} if cursor else None
+            answer = await self._ask(
+                link, messages.request(self._own_id(link), "tools/list", params), within=RESTORE_TIMEOUT
+            )
+            result = getattr(answer, "result", None) if answer is not None else None
+            if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+                return
+            self._learn_tools(result, first_page=page == 0)
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+        else:
+            return  # too many pages to tell
 
         def digest(tools: dict[str, Any]) -> str:
             return json.dumps({k: _plain(v) for k, v in tools.items()}, sort_keys=True, default=str)
 
-        if digest(after) != digest(before):
+        if digest(self._tools or {}) != digest(before):
             await self._to_session(messages.notification("notifications/tools/list_changed"))
 
     async def _wait_before_retry(self, failures: int, loss_since: float) -> None:

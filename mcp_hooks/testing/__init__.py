@@ -2,7 +2,9 @@
 
 ``FaultServer`` starts the server (``python -m mcp_hooks.testing.server``) on loopback, restarts or
 kills it, expires its sessions (at once, or after ``post_idle_ttl`` seconds without a POST, like a
-gateway), arms a SIGKILL during the next tool call and counts tool executions across processes.
+gateway), arms a SIGKILL during the next tool call and counts tool executions across processes. It
+records the ``logging/setLevel`` and ``resources/subscribe`` a session made, with the pid that answered,
+and can offer an ``extra`` tool from the next start on (so a restart changes the tool list).
 ``legacy_only=True`` keeps mcp 2.x clients on sessions (the server refuses the session-less
 2026-07-28 protocol as a pre-2026 server does). The pytest plugin (``mcp_hooks.testing.pytest_plugin``,
 registered through the ``pytest11`` entry point) provides the ``mcp_fault_server``,

@@ -3,9 +3,11 @@
 The controller is stdlib only. It talks to the server process through files in a *state
 directory*: the server checks ``control.json`` on every request and tool call (a ``stat``; it is
 parsed again when it changed), and writes ``executions.log`` (one JSON line per tool execution),
-``counters.log`` and ``kv.log`` (append-only JSON lines, the last record of a key wins), ``port``,
-``pid`` and ``server.log``. The same files work for the HTTP transport (the controller spawns the
-server) and for stdio (the MCP client spawns it from :meth:`FaultServer.stdio_parameters`).
+``requests.log`` (one JSON line per ``logging/setLevel``, ``resources/subscribe`` and
+``resources/unsubscribe`` answered), ``counters.log`` and ``kv.log`` (append-only JSON lines, the
+last record of a key wins), ``port``, ``pid`` and ``server.log``. The same files work for the HTTP
+transport (the controller spawns the server) and for stdio (the MCP client spawns it from
+:meth:`FaultServer.stdio_parameters`).
 
 Nothing is fsync'd: data handed to the kernel with ``write`` survives a SIGKILL of the process that
 wrote it (it is in the page cache), so counts stay exact across kills and restarts; fsync would only
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = [
+    "COUNTER_URI",
+    "EXTRA_TOOL",
     "HEALTH_PATH",
     "STALE_STYLES",
     "FaultServer",
@@ -62,6 +66,12 @@ STALE_STYLES: tuple[str, ...] = (
 HEALTH_PATH = "/_fault/health"
 """Answered by the server's middleware itself (never by the MCP SDK): used to know it is up."""
 
+COUNTER_URI = "kit://counter"
+"""The server's one resource (the ``incr`` counter ``default``, as text): something to subscribe to."""
+
+EXTRA_TOOL = "extra"
+"""The read-only tool a server process offers when it starts with :meth:`FaultServer.offer_extra_tool` on."""
+
 _SERVER_MODULE = "mcp_hooks.testing.server"
 _LOG_TAIL_CHARS = 4000
 
@@ -81,6 +91,34 @@ def _write_atomic(path: Path, data: str) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(data)
     os.replace(tmp, path)
+
+
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line, one ``write`` to an ``O_APPEND`` file: complete in the page cache at once, so it
+    survives a SIGKILL that follows (no fsync: that only matters if the OS crashes)."""
+    line = json.dumps(record) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    """The records of a file written by :func:`_append_line`, in order."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    records: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # one write() per line: not torn in practice, but be lenient
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def _read_json_object(path: Path) -> dict[str, Any]:
@@ -198,6 +236,10 @@ class StateFiles:
         return self.root / "executions.log"
 
     @property
+    def requests_log(self) -> Path:
+        return self.root / "requests.log"
+
+    @property
     def counters(self) -> Path:
         return self.root / "counters.log"
 
@@ -245,27 +287,20 @@ class StateFiles:
     def append_execution(self, tool: str, pid: int) -> None:
         """One line, one ``write`` to an ``O_APPEND`` file: complete in the page cache before the tool runs,
         so it survives a SIGKILL that follows (no fsync: that only matters if the OS crashes)."""
-        line = json.dumps({"tool": tool, "pid": pid, "time": time.time()}) + "\n"
-        fd = os.open(self.executions_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
+        _append_line(self.executions_log, {"tool": tool, "pid": pid, "time": time.time()})
 
     def execution_records(self) -> list[dict[str, Any]]:
-        try:
-            text = self.executions_log.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        records: list[dict[str, Any]] = []
-        for line in text.splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # one write() per line: not torn in practice, but be lenient
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+        return _read_lines(self.executions_log)
+
+    # protocol requests that set a session up ---------------------------------------------------
+    def append_request(self, method: str, pid: int, value: str) -> None:
+        """Record one ``logging/setLevel`` (``value``: the level) or ``resources/subscribe`` /
+        ``resources/unsubscribe`` (``value``: the URI) answered by process ``pid`` (one line, one ``write``)."""
+        _append_line(self.requests_log, {"method": method, "pid": pid, "value": value, "time": time.time()})
+
+    def request_records(self, method: str | None = None) -> list[dict[str, Any]]:
+        """The recorded requests (all, or those of ``method``), in the order they were answered."""
+        return [r for r in _read_lines(self.requests_log) if method is None or r.get("method") == method]
 
     # counters and key/value store -------------------------------------------------------------
     # Append-only logs, folded incrementally: a write costs the same with ten keys or ten thousand.
@@ -374,6 +409,13 @@ class FaultServer:
     handshake and hold a session that can be lost (no-op under mcp 1.x, which has no other protocol).
     ``post_idle_ttl=s`` expires a session once no POST came for it for ``s`` seconds, like a gateway's
     idle TTL (the SDK's own ``idle_timeout`` never expires a session whose client holds its GET stream).
+
+    What a client sets up on its session is recorded with the pid of the process that answered it, so a
+    test can see whether a rebuilt session set it up again on the new process: :meth:`logging_levels`
+    (``logging/setLevel``), :meth:`subscriptions` and :meth:`unsubscriptions` (``resources/subscribe`` /
+    ``resources/unsubscribe``; the server offers one resource to subscribe to, :data:`COUNTER_URI`), each a
+    list of ``(pid, level or uri)`` in order. :meth:`offer_extra_tool` makes every server process started
+    from then on offer one more tool, ``extra`` (read-only), so a restart changes the tool list.
     """
 
     def __init__(
@@ -539,8 +581,9 @@ class FaultServer:
         """The running server's own report: ``pid``, ``sessions`` (issued so far), ``generation``,
         ``stale_style``, ``stale_answers`` (requests answered as carrying a stale session id),
         ``modern_refused`` (2026-07-28 requests refused under ``legacy_only``), ``tools_listed``
-        (``tools/list`` requests made on a session), ``legacy_only``, ``post_idle_ttl``. Counts are per
-        process: a restart starts them again."""
+        (``tools/list`` requests made on a session), ``legacy_only``, ``post_idle_ttl``, ``extra_tool``
+        (whether this process offers the ``extra`` tool). Counts are per process: a restart starts them
+        again."""
         if self.transport != "http":
             raise FaultServerError("health() needs an HTTP fault server")
         health = self._health(self.port, timeout=timeout) if self.running else None
@@ -703,6 +746,25 @@ class FaultServer:
         """The value last written by the ``put`` tool under ``key``."""
         return self._files.get(key)
 
+    def logging_levels(self) -> list[tuple[int, str]]:
+        """Every ``logging/setLevel`` the server answered, in order: ``(pid of the process, level)``."""
+        return self._requests("logging/setLevel")
+
+    def subscriptions(self) -> list[tuple[int, str]]:
+        """Every ``resources/subscribe`` the server answered, in order: ``(pid of the process, uri)``."""
+        return self._requests("resources/subscribe")
+
+    def unsubscriptions(self) -> list[tuple[int, str]]:
+        """Every ``resources/unsubscribe`` the server answered, in order: ``(pid of the process, uri)``."""
+        return self._requests("resources/unsubscribe")
+
+    def _requests(self, method: str) -> list[tuple[int, str]]:
+        return [
+            (int(r["pid"]), str(r.get("value")))
+            for r in self._files.request_records(method)
+            if isinstance(r.get("pid"), int)
+        ]
+
     def controls(self) -> dict[str, Any]:
         """The current control file (what the server will read on its next request)."""
         return self._files.read_controls()
@@ -760,8 +822,22 @@ class FaultServer:
 
         self._files.update_controls(change)
 
+    def offer_extra_tool(self, on: bool = True) -> None:
+        """Make every server process started from now on offer one more tool, ``extra`` (read-only), or
+        no longer (``on=False``). Read at start only: the running process keeps its tools, so the tool
+        list changes across the next :meth:`restart` (over stdio: the next spawn)."""
+
+        def change(c: dict[str, Any]) -> None:
+            if on:
+                c["offer_extra_tool"] = True
+            else:
+                c.pop("offer_extra_tool", None)
+
+        self._files.update_controls(change)
+
     def clear_controls(self) -> None:
-        """Disarm kills and delays and restore the start-up stale style.
+        """Disarm kills and delays, restore the start-up stale style and stop offering the extra tool
+        (from the next start on).
 
         The expiry generation is kept: sessions expired once stay expired.
         """

@@ -13,8 +13,16 @@ slow      readOnlyHint                                 sleeps ``seconds``, then 
 fail      none                                         raises a tool error (``isError`` result)
 ========  ===========================================  ==========================================
 
+A process started while the ``offer_extra_tool`` control is on offers a sixth tool, ``extra``
+(readOnlyHint, idempotentHint; returns ``"extra (pid <pid>)"``), so a restart can change the tool list.
+
 Every execution is appended to ``<state-dir>/executions.log`` when the tool starts (one
 ``write``; no fsync, which only matters if the OS crashes), so counts survive SIGKILL and restarts.
+
+The server also offers one resource, ``kit://counter`` (the ``incr`` counter ``default``), and answers
+``logging/setLevel``, ``resources/subscribe`` and ``resources/unsubscribe``; each one answered is
+appended to ``<state-dir>/requests.log`` with this process's pid (the level or the URI), so a test can
+see what a client set up on which process (e.g. again on the new one after a restart).
 The server checks ``<state-dir>/control.json`` (written by :class:`mcp_hooks.testing.FaultServer`)
 on every request and tool call (a ``stat``; parsed again when it changed):
 
@@ -25,7 +33,8 @@ on every request and tool call (a ``stat``; parsed again when it changed):
   server that dies during a redeploy just as a client reconnects;
 * ``expire_sessions``: a generation number; sessions issued under an older one are expired;
 * ``delay``: ``{"tool": name|null, "seconds": s}``;
-* ``stale_style``: how stale session ids are answered (overrides ``--stale-style``).
+* ``stale_style``: how stale session ids are answered (overrides ``--stale-style``);
+* ``offer_extra_tool``: ``true``, read once at start: this process offers the ``extra`` tool.
 
 A request carrying an ``mcp-session-id`` that this process never issued (e.g. after a restart),
 or one that was expired, is answered in the *stale style*: ``python`` (the SDK's own 404
@@ -63,7 +72,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, MutableMap
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mcp_hooks.testing.controller import HEALTH_PATH, STALE_STYLES, StateFiles
+from mcp_hooks.testing.controller import COUNTER_URI, EXTRA_TOOL, HEALTH_PATH, STALE_STYLES, StateFiles
 
 __all__ = ["STALE_RESPONSES", "FaultMiddleware", "FaultState", "main"]
 
@@ -109,6 +118,7 @@ class FaultState:
         self.default_style = stale_style
         self.pid = os.getpid()
         self._controls = ControlsCache(files.control)
+        self.extra_tool = False  # whether this process offers the extra tool (decided at start)
 
     def controls(self) -> dict[str, Any]:
         """The control file as it is now (a ``stat`` per call; parsed again only when it changed)."""
@@ -336,7 +346,82 @@ def build_mcp_server(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> 
     server.add_tool(put, annotations=ann(readOnlyHint=False, idempotentHint=True))
     server.add_tool(slow, annotations=ann(readOnlyHint=True))
     server.add_tool(fail)
+
+    state.extra_tool = bool(state.controls().get("offer_extra_tool"))
+    if state.extra_tool:
+
+        async def extra() -> str:
+            """The extra tool, offered when the server started with ``offer_extra_tool`` on (read-only)."""
+            kill_after = await state.begin(EXTRA_TOOL)
+            result = f"{EXTRA_TOOL} (pid {os.getpid()})"
+            state.finish(EXTRA_TOOL, kill_after)
+            return result
+
+        server.add_tool(extra, name=EXTRA_TOOL, annotations=ann(readOnlyHint=True, idempotentHint=True))
+
+    def counter() -> str:
+        """The ``incr`` counter ``default``, as text."""
+        return str(state.files.counter("default"))
+
+    server.resource(COUNTER_URI, name="counter", mime_type="text/plain")(counter)
+    _answer_session_setup(sdk, server, state)
     return server
+
+
+def _lowlevel(server: Any, attribute: str) -> Any:
+    """The SDK's low-level server inside its high-level one (a private attribute: checked, so an SDK that
+    renamed it fails the server's start, and with it every kit test, instead of silently not recording)."""
+    lowlevel = getattr(server, attribute, None)
+    if lowlevel is None:
+        raise RuntimeError(
+            f"{type(server).__name__} has no {attribute!r} (the low-level server) any more: "
+            "the fault server cannot answer logging/setLevel and resources/subscribe"
+        )
+    return lowlevel
+
+
+def _answer_session_setup(sdk: _Sdk, server: Any, state: FaultState) -> None:
+    """Answer ``logging/setLevel``, ``resources/subscribe`` and ``resources/unsubscribe``, recording each
+    with this process's pid. Neither high-level server has a public way to, so on their low-level one."""
+    record = state.files.append_request
+    pid = state.pid
+    if sdk.major == 1:
+        lowlevel = _lowlevel(server, "_mcp_server")
+
+        async def set_level_1(level: Any) -> None:
+            record("logging/setLevel", pid, str(level))
+
+        async def subscribe_1(uri: Any) -> None:
+            record("resources/subscribe", pid, str(uri))
+
+        async def unsubscribe_1(uri: Any) -> None:
+            record("resources/unsubscribe", pid, str(uri))
+
+        lowlevel.set_logging_level()(set_level_1)
+        lowlevel.subscribe_resource()(subscribe_1)
+        lowlevel.unsubscribe_resource()(unsubscribe_1)
+        return
+
+    types: Any = importlib.import_module("mcp.types")
+    lowlevel = _lowlevel(server, "_lowlevel_server")
+    if not callable(getattr(lowlevel, "add_request_handler", None)):
+        raise RuntimeError(f"{type(lowlevel).__name__} has no add_request_handler() any more")
+
+    async def set_level_2(ctx: Any, params: Any) -> Any:
+        record("logging/setLevel", pid, str(params.level))
+        return types.EmptyResult()
+
+    async def subscribe_2(ctx: Any, params: Any) -> Any:
+        record("resources/subscribe", pid, str(params.uri))
+        return types.EmptyResult()
+
+    async def unsubscribe_2(ctx: Any, params: Any) -> Any:
+        record("resources/unsubscribe", pid, str(params.uri))
+        return types.EmptyResult()
+
+    lowlevel.add_request_handler("logging/setLevel", types.SetLevelRequestParams, set_level_2)
+    lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, subscribe_2)
+    lowlevel.add_request_handler("resources/unsubscribe", types.UnsubscribeRequestParams, unsubscribe_2)
 
 
 def build_http_app(sdk: _Sdk, server: Any, args: argparse.Namespace) -> ASGIApp:
@@ -559,6 +644,7 @@ class FaultMiddleware:
                 "tools_listed": self.tools_listed,
                 "legacy_only": self.legacy_only,
                 "post_idle_ttl": self.post_idle_ttl,
+                "extra_tool": self.state.extra_tool,
             }
         ).encode()
         await _respond(send, 200, "application/json", body)

@@ -30,13 +30,19 @@ EXPECTED = {
     "storm.n100",
     "memory.sessions1",
     "memory.sessions10",
+    "sdk_healing.http_call",
+    "sdk_healing.stdio_call",
+    "sdk_healing.first_call",
+    "sdk_healing.storm.n1",
+    "sdk_healing.storm.n10",
+    "sdk_healing.storm.n100",
 }
 
 
-@pytest.mark.timeout(170)
+@pytest.mark.timeout(260)
 def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "core.json"
-    document = run_quick("benchmarks.core", out, timeout=160)
+    document = run_quick("benchmarks.core", out, timeout=250)
     figures = {f["id"]: f for f in document["figures"]}
     assert set(figures) == EXPECTED
     assert document["quick"] is True

@@ -16,6 +16,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import types
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -192,6 +193,28 @@ async def connect_example(block: Any, request: pytest.FixtureRequest) -> None:
     assert ran("echo") == 2
     # mcp 2.x negotiates its session-less protocol by default: there a restart leaves nothing to rebuild
     assert namespace["session"].reconnects == (0 if MCP_MAJOR >= 2 else 1)
+
+
+async def instrument_mcp_example(block: Any, request: pytest.FixtureRequest) -> None:
+    srv: FaultServer = request.getfixturevalue("mcp_fault_server_factory")(legacy_only=True)
+    ran = srv.executions_from_now()
+    before = srv.pid
+    code = block.with_url(srv.url).replace_line(r"# restart the server at will.*", "await restart()")
+    # The block runs as a script does: in a module's namespace (a script is ``__main__``), which is where
+    # instrument() finds the SDK function the block imported before calling it.
+    script = types.ModuleType("readme_instrument_example")
+    namespace: dict[str, Any] = script.__dict__
+    namespace["restart"] = restarter(srv)
+    sys.modules[script.__name__] = script
+    try:
+        await readme_blocks.run(code, namespace)
+    finally:
+        mcp_hooks.uninstrument("mcp")
+        del sys.modules[script.__name__]
+    answer = text(namespace["result"])
+    assert answer.startswith("hello again (pid ")
+    assert pid_in(answer) == srv.pid != before  # the same SDK session, answered by the restarted server
+    assert ran("echo") == 2
 
 
 async def with_mcp_recovery_example(block: Any, request: pytest.FixtureRequest) -> None:
@@ -414,6 +437,7 @@ async def kit_example(block: Any, request: pytest.FixtureRequest) -> None:
 
 #: example -> (a fragment only its block contains, the function that runs it)
 EXAMPLES: dict[str, tuple[str, Callable[[Any, pytest.FixtureRequest], Awaitable[None]]]] = {
+    "instrument-mcp": ('mcp_hooks.instrument("mcp")', instrument_mcp_example),
     "connect": ('async with mcp_hooks.connect("', connect_example),
     "with_mcp_recovery": ("@with_mcp_recovery(", with_mcp_recovery_example),
     "attach": ("mcp_hooks.attach(", attach_example),

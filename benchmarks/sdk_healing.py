@@ -1,0 +1,202 @@
+"""Healing beneath the SDK session (``instrument("mcp")``), against the raw SDK in the same run.
+
+A raw SDK ``ClientSession`` opened while healing is on stands on the relay; its twin is opened under
+``mcp_hooks.healing.bypass()`` and talks to the same server through the SDK alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import mcp_hooks
+from benchmarks.common import Figure, Suite, fail, fmt_ms, fmt_ratio, median, ratio
+from mcp_hooks.healing import bypass
+from mcp_hooks.testing import FaultServer
+
+GROUP = "Healing beneath the SDK session"
+ECHO = ("echo", {"text": "bench"})
+
+
+@contextlib.asynccontextmanager
+async def sdk_session(url_or_params: Any, *, healed: bool) -> AsyncIterator[Any]:
+    """A raw SDK ``ClientSession`` (streamable HTTP for a URL, else stdio), healed or the SDK's own."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+    from mcp.client.streamable_http import streamable_http_client
+
+    with contextlib.ExitStack() as scope:
+        if not healed:
+            scope.enter_context(bypass())
+        opener = streamable_http_client if isinstance(url_or_params, str) else stdio_client
+        transport = opener(url_or_params)
+    async with transport as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        yield session
+
+
+def _text(result: Any) -> str:
+    if getattr(result, "isError", False) or getattr(result, "is_error", False):
+        fail(f"a tool call answered with an error: {result!r}")
+    return "".join(getattr(part, "text", "") for part in getattr(result, "content", []))
+
+
+async def _per_call(sessions: dict[str, Any], *, count: int, rounds: int) -> dict[str, float]:
+    samples: dict[str, list[float]] = {name: [] for name in sessions}
+    names = list(sessions)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else reversed(names):
+            session = sessions[name]
+            started = time.perf_counter()
+            for _ in range(count):
+                _text(await session.call_tool(*ECHO))
+            samples[name].append((time.perf_counter() - started) / count)
+    return {name: median(values) for name, values in samples.items()}
+
+
+async def overhead(suite: Suite, srv: FaultServer) -> None:
+    count, rounds = (20, 3) if suite.quick else (100, 9)
+    stdio = FaultServer(transport="stdio")
+    try:
+        for target, fid, what in (
+            (srv.url, "sdk_healing.http_call", "loopback streamable-HTTP call"),
+            (stdio.stdio_server_parameters(), "sdk_healing.stdio_call", "stdio call"),
+        ):
+            async with sdk_session(target, healed=False) as raw, sdk_session(target, healed=True) as ours:
+                for _ in range(5):
+                    _text(await raw.call_tool(*ECHO))
+                    _text(await ours.call_tool(*ECHO))
+                per_call = await _per_call({"raw": raw, "ours": ours}, count=count, rounds=rounds)
+            r = ratio(per_call["ours"], per_call["raw"])
+            extra_us = (per_call["ours"] - per_call["raw"]) * 1e6
+            is_http = fid.endswith("http_call")
+            suite.add(
+                Figure(
+                    fid,
+                    GROUP,
+                    f"{what} through a healed SDK session vs the SDK's own",
+                    per_call["ours"] * 1e3,
+                    per_call["raw"] * 1e3,
+                    "ms",
+                    f"{fmt_ratio(r)} ({per_call['ours'] * 1e3:.3f} vs {per_call['raw'] * 1e3:.3f} ms, "
+                    f"{extra_us:+.0f} us)",
+                    "<= 1.03x" if is_http else "<= +30 us",
+                    (r <= 1.03) if is_http else (extra_us <= 30),
+                    note=f"median of {rounds} interleaved blocks of {count} calls",
+                )
+            )
+    finally:
+        stdio.close()
+
+
+async def _fresh(url: str) -> float:
+    started = time.perf_counter()
+    async with sdk_session(url, healed=False) as raw:
+        _text(await raw.call_tool(*ECHO))
+        return time.perf_counter() - started
+
+
+async def after_restart(suite: Suite, srv: FaultServer) -> None:
+    rounds = 3 if suite.quick else 9
+    ours_s: list[float] = []
+    fresh_s: list[float] = []
+    async with sdk_session(srv.url, healed=True) as session:
+        _text(await session.call_tool(*ECHO))
+        for r in range(rounds):
+            srv.expire_sessions()  # the server forgets the session: the next call meets a 404
+            if r % 2 == 0:
+                started = time.perf_counter()
+                _text(await session.call_tool(*ECHO))
+                ours_s.append(time.perf_counter() - started)
+                fresh_s.append(await _fresh(srv.url))
+            else:
+                fresh_s.append(await _fresh(srv.url))
+                started = time.perf_counter()
+                _text(await session.call_tool(*ECHO))
+                ours_s.append(time.perf_counter() - started)
+    r = ratio(median(ours_s), median(fresh_s))
+    suite.add(
+        Figure(
+            "sdk_healing.first_call",
+            GROUP,
+            "first call after the server lost the session, healed beneath the SDK session, vs a brand-new "
+            "connect + initialize + call",
+            median(ours_s) * 1e3,
+            median(fresh_s) * 1e3,
+            "ms",
+            f"{fmt_ratio(r)} ({fmt_ms(median(ours_s))} vs {fmt_ms(median(fresh_s))})",
+            "<= 1.1x",
+            r <= 1.1,
+            note=f"median of {rounds} rounds, who goes first alternating; the server-side expiry keeps the "
+            "server process warm, so only the client's work is compared",
+        )
+    )
+
+
+class _Rebuilds:
+    def __init__(self) -> None:
+        self.count = 0
+
+    @mcp_hooks.hookimpl
+    def on_reconnect(self, call: Any, error: BaseException) -> None:
+        self.count += 1
+
+
+async def storm(suite: Suite, srv: FaultServer) -> None:
+    sizes = (1, 10, 100) if suite.quick else (1, 10, 100, 1000)
+    pm = mcp_hooks.plugin_manager()
+    rebuilds = _Rebuilds()
+    name = pm.register(rebuilds, name="bench-sdk-healing-rebuilds")
+    try:
+        for n in sizes:
+            async with sdk_session(srv.url, healed=True) as session:
+                _text(await session.call_tool(*ECHO))
+                await asyncio.to_thread(srv.restart, signal.SIGKILL)
+                before = rebuilds.count
+                started = time.perf_counter()
+                answers = await asyncio.gather(*(session.call_tool(*ECHO) for _ in range(n)), return_exceptions=True)
+                took = time.perf_counter() - started
+                seen = rebuilds.count - before
+            answered = sum(1 for a in answers if not isinstance(a, BaseException))
+            fresh = await _fresh(srv.url)
+            async with sdk_session(srv.url, healed=False) as raw:
+                _text(await raw.call_tool(*ECHO))
+                started = time.perf_counter()
+                await asyncio.gather(*(raw.call_tool(*ECHO) for _ in range(n)))
+                warm = time.perf_counter() - started
+            budget = (warm + fresh) * 1.1
+            suite.add(
+                Figure(
+                    f"sdk_healing.storm.n{n}",
+                    GROUP,
+                    f"N = {n} concurrent calls across a SIGKILL restart, healed beneath the SDK session",
+                    took * 1e3,
+                    (warm + fresh) * 1e3,
+                    "ms",
+                    f"{seen} rebuild(s), {answered}/{n} answered in {fmt_ms(took)} (warm N calls + a fresh "
+                    f"connect: {fmt_ms(warm + fresh)})",
+                    "1 rebuild, <= warm N + fresh connect (+10%)",
+                    seen == 1 and answered == n and took <= budget,
+                    note="timed from the moment the restarted server answers HTTP",
+                )
+            )
+    finally:
+        pm.unregister(name=name)
+
+
+async def run(suite: Suite, srv: FaultServer) -> None:
+    """Every figure of this part; healing is on only while they are measured."""
+    mcp_hooks.instrument("mcp")
+    try:
+        print("healing beneath the SDK session: overhead", flush=True)
+        await overhead(suite, srv)
+        print("healing beneath the SDK session: first call after a lost session", flush=True)
+        await after_restart(suite, srv)
+        print("healing beneath the SDK session: storm", flush=True)
+        await storm(suite, srv)
+    finally:
+        mcp_hooks.uninstrument("mcp")

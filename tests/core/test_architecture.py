@@ -1,0 +1,92 @@
+"""ARCHITECTURE.md's arrows that must never exist, checked by reading every import of the package
+(module level and inside functions)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "mcp_hooks"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports, absolute: ``from .x import y`` counts as ``mcp_hooks.x`` and
+    ``mcp_hooks.x.y``."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+MODULES = {_module_name(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _ours(imports: set[str]) -> set[str]:
+    return {i for i in imports if i == "mcp_hooks" or i.startswith("mcp_hooks.")}
+
+
+def _touches(imports: set[str], target: str) -> bool:
+    return any(i == target or i.startswith(target + ".") for i in imports)
+
+
+def test_the_map_sees_every_part() -> None:
+    for expected in ("mcp_hooks.classify", "mcp_hooks.hookspecs", "mcp_hooks.healing.relay", "mcp_hooks.engine"):
+        assert expected in MODULES
+
+
+def test_the_classifier_needs_no_actor() -> None:
+    assert _ours(MODULES["mcp_hooks.classify"]) == set()
+
+
+def test_the_hook_contract_depends_on_nothing() -> None:
+    assert _ours(MODULES["mcp_hooks.calls"]) == set()
+    assert {i for i in _ours(MODULES["mcp_hooks.hookspecs"]) if not i.startswith("mcp_hooks.calls")} == set()
+
+
+@pytest.mark.parametrize(
+    "deciding", [m for m in MODULES if m.startswith("mcp_hooks.plugins") or m == "mcp_hooks.manager"]
+)
+def test_hooks_decide_and_import_no_actor(deciding: str) -> None:
+    for actor in ("mcp_hooks.engine", "mcp_hooks.healing", "mcp_hooks.connection"):
+        assert not _touches(MODULES[deciding], actor), f"{deciding} imports {actor}"
+
+
+@pytest.mark.parametrize("healing", [m for m in MODULES if m.startswith("mcp_hooks.healing")])
+def test_the_healing_layer_knows_no_caller_above_it(healing: str) -> None:
+    for above in (
+        "mcp_hooks.engine",
+        "mcp_hooks.connection",
+        "mcp_hooks.decorate",
+        "mcp_hooks.attach",
+        "mcp_hooks.cli",
+    ):
+        assert not _touches(MODULES[healing], above), f"{healing} imports {above}"
+
+
+@pytest.mark.parametrize("core", [m for m in MODULES if not m.startswith("mcp_hooks.testing") and m != "mcp_hooks.cli"])
+def test_the_core_knows_no_framework_and_no_test_tool(core: str) -> None:
+    imports = MODULES[core]
+    assert not _touches(imports, "mcp_hooks.testing"), core
+    assert not _touches(imports, "pytest"), core
+    assert not any(i.startswith("mcp_hooks_") for i in imports), core
