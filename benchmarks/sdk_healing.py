@@ -155,8 +155,8 @@ async def storm(suite: Suite, srv: FaultServer) -> None:
         for n in sizes:
             async with sdk_session(srv.url, healed=True) as session:
                 _text(await session.call_tool(*ECHO))
+                before = rebuilds.count  # a standing stream that breaks starts the rebuild during the restart
                 await asyncio.to_thread(srv.restart, signal.SIGKILL)
-                before = rebuilds.count
                 started = time.perf_counter()
                 answers = await asyncio.gather(*(session.call_tool(*ECHO) for _ in range(n)), return_exceptions=True)
                 took = time.perf_counter() - started

@@ -113,6 +113,7 @@ class _Link:
         self.evidence: BaseException | None = None
         self.waiters: dict[str, list[Any]] = {}
         self.change = anyio.Event()
+        self.watched = False
 
     def changed(self) -> None:
         """Wake whoever waits for the requests out on this link to settle."""
@@ -337,7 +338,7 @@ class Relay:
                     if getattr(message, "error", None) is not None and self._is_loss(link, pending, message.error):
                         continue
                     self._pending.pop(request_id, None)
-                    if link.gone:  # someone drains this link
+                    if link.gone or link.watched:  # someone waits for this link to settle
                         link.changed()
                     if pending.method == "tools/list":
                         params = getattr(messages.inner(pending.message), "params", None) or {}
@@ -619,8 +620,17 @@ class Relay:
         if self._tools is not None and self._tg is not None:
             self._tg.start_soon(self._compare_tools, link, dict(self._tools))
 
+    async def _quiet(self, link: _Link, within: float) -> None:
+        """Wait (bounded) until no request of the session's is out on ``link``."""
+        link.watched = True
+        with anyio.move_on_after(within):
+            while not link.gone and any(p.link is link and p.lost is None for p in self._pending.values()):
+                await link.change.wait()
+
     async def _compare_tools(self, link: _Link, before: dict[str, Any]) -> None:
-        """Tell the session when the rebuilt server lists other tools than before (every page, bounded)."""
+        """Tell the session when the rebuilt server lists other tools than before (every page, bounded),
+        once the requests re-sent on it are answered (the listing must not slow them down)."""
+        await self._quiet(link, RESTORE_TIMEOUT)
         cursor: Any = None
         for page in range(MAX_TOOL_PAGES):
             params = {"cursor": cursor} if cursor else None
@@ -644,8 +654,14 @@ class Relay:
             await self._to_session(messages.notification("notifications/tools/list_changed"))
 
     async def _wait_before_retry(self, failures: int, loss_since: float) -> None:
+        """Back off before the next attempt; a request of the session's arriving meanwhile cuts it short
+        (after at least the first backoff step), so the first call after a restart does not wait it out."""
         left = HEAL_DEADLINE - (time.monotonic() - loss_since)
-        await anyio.sleep(max(0.0, min(_backoff(failures), left)))
+        wait = max(0.0, min(_backoff(failures), left))
+        self._wanted = anyio.Event()
+        await anyio.sleep(min(wait, BACKOFF_INITIAL))
+        with anyio.move_on_after(max(0.0, wait - BACKOFF_INITIAL)):
+            await self._wanted.wait()
 
     async def _fail_waiting(self, why: str) -> None:
         for pending in list(self._pending.values()):
