@@ -189,17 +189,48 @@ async def _demo(transport: str, out: list[str], report: dict[str, Any]) -> bool:
             out.append(_line("next call", f"ok ({_ms(took2)})" if ok2 else _error_text(value2)))
             hooks["next_call_answered"] = ok2
         report["mcp_hooks"] = hooks
+        report["healed_sdk_session"] = healed = await _demo_healed(srv, target, stdio, out)
     recovered = bool(
         hooks.get("answered")
         and hooks.get("reconnects", 0) >= 1
         and hooks.get("write_refused_as_uncertain")
         and hooks.get("write_executions") == 1
         and hooks.get("next_call_answered")
+        and healed.get("answered")
     )
     out.append("")
     out.append("Recovery verified." if recovered else "Recovery NOT verified: see above.")
     report["recovered"] = recovered
     return recovered
+
+
+async def _demo_healed(srv: Any, target: Any, stdio: bool, out: list[str]) -> dict[str, Any]:
+    """4. The raw SDK session of part 1 again, opened the SDK's own way, healed beneath itself."""
+    from . import instrument, uninstrument
+
+    out.append("")
+    out.append('4. The raw SDK session again, with mcp_hooks.instrument("mcp") (what every framework gets)')
+    healed: dict[str, Any] = {}
+    instrument("mcp")
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            ok, value, took = await _timed(_raw_session(target, stack), 20)
+            if not ok:
+                raise CliError(f"could not open the healed SDK session: {_error_text(value)}")
+            session = value
+            ok, value, took = await _timed(session.call_tool("echo", {"text": "hello"}), 25)
+            out.append(_line("call echo", f"ok, {_text(value)} ({_ms(took)})" if ok else _error_text(value)))
+            restart = _restart(srv, stdio)
+            out.append(_line("server restarted" if not stdio else "server process killed", _ms(restart)))
+            ok, value, took = await _timed(session.call_tool("echo", {"text": "hello again"}), 25)
+            healed.update(answered=ok, recovery_seconds=round(took, 4))
+            shown = f"ok, {_text(value)} in {_ms(took)}" if ok else f"FAILED: {_error_text(value)}"
+            out.append(_line("same session, call echo", shown))
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(stack.aclose(), 10)
+    finally:
+        uninstrument("mcp")
+    return healed
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
