@@ -14,6 +14,9 @@ What is wrapped:
   nothing captured earlier escapes.
 - Under mcp 1.x only, the SDK's ``StreamableHTTPTransport._handle_sse_response``, so that a request
   whose response stream dies with the server fails (as in mcp 2.x) instead of hanging forever.
+- ``fastmcp.client.client.Client._session_runner``, the client's session task, which opens the SDK
+  transport (``transport.connect_session``): it runs under :func:`mcp_hooks.healing.bypass`, so that with
+  ``mcp_hooks.instrument("mcp")`` on too the client's session is healed by this shim alone, never by both.
 
 Hooks implemented here (for fastmcp clients only; ``None`` for anything else):
 
@@ -35,12 +38,17 @@ servers and ``Client(..., mode="legacy")``.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
+import sys
 from collections.abc import Iterable
 from typing import Any
+
+import wrapt
 
 import mcp_hooks
 from mcp_hooks import ToolCall, hookimpl
 from mcp_hooks.classify import Loss, classify
+from mcp_hooks.healing import bypass
 from mcp_hooks.plugins.replay_safety import repeatable
 
 from . import _mcp1_sse
@@ -55,6 +63,8 @@ from ._session import (
 )
 
 __all__ = ["FRAMEWORK", "FastMCPIntegration", "mcp_hooks_integration"]
+
+log = logging.getLogger("mcp_hooks.fastmcp")
 
 #: The ``framework`` of every ``ToolCall`` this integration makes.
 FRAMEWORK = "fastmcp"
@@ -74,6 +84,21 @@ def _mcp_major() -> int:
         return 0
 
 
+#: The client's session task: it enters ``transport.connect_session``, which opens the SDK transport.
+RUNNER_MODULE = "fastmcp.client.client"
+RUNNER = ("Client", "_session_runner")
+
+
+async def _runner_under_bypass(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``Client._session_runner``: the transports it opens are the SDK's own while the shim is on (the
+    shim heals this session; ``instrument("mcp")`` must not heal it beneath as well). The session task
+    runs the whole session, so the bypass holds for every transport it and the tasks it starts open."""
+    if not mcp_hooks_integration.enabled:
+        return await wrapped(*args, **kwargs)
+    with bypass():
+        return await wrapped(*args, **kwargs)
+
+
 class FastMCPIntegration(mcp_hooks.Integration):
     """The fastmcp ``Client`` shim: ``mcp_hooks.instrument("fastmcp")``."""
 
@@ -83,16 +108,51 @@ class FastMCPIntegration(mcp_hooks.Integration):
     min_version = "3"
     max_version = "5"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._runner: tuple[Any, Any, Any] | None = None  # (Client, what its __dict__ held, the wrapper)
+        self._runner_wanted = False
+        self._runner_hooked = False
+
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         owner = "fastmcp.client.mixins.tools:ClientToolsMixin"
         return [(f"{owner}.{method}", {"framework": FRAMEWORK}) for method in ("call_tool_mcp", "list_tools_mcp")]
 
     def _on(self) -> None:
+        self._runner_wanted = True
+        module = sys.modules.get(RUNNER_MODULE)
+        if module is not None:
+            self._wrap_runner(module)
+        elif not self._runner_hooked:  # fastmcp is not imported yet (``mcp-hooks run``): never import it here
+            self._runner_hooked = True
+            wrapt.register_post_import_hook(self._wrap_runner_on_import, RUNNER_MODULE)
         if _mcp_major() == 1:
             _mcp1_sse.install()
 
+    def _wrap_runner(self, module: Any) -> None:
+        with self._lock:
+            if not self._runner_wanted or self._runner is not None:
+                return  # a post-import hook outlives uninstrument(): it must do nothing then
+            cls = getattr(module, RUNNER[0])
+            original = vars(cls)[RUNNER[1]]
+            wrapper = wrapt.FunctionWrapper(original, _runner_under_bypass)
+            setattr(cls, RUNNER[1], wrapper)
+            self._runner = (cls, original, wrapper)
+
+    def _wrap_runner_on_import(self, module: Any) -> None:
+        try:
+            self._wrap_runner(module)
+        except Exception:  # never break the import of someone else's module
+            log.exception("mcp_hooks: could not wrap %s.%s.%s", RUNNER_MODULE, *RUNNER)
+
     def _off(self) -> None:
         _mcp1_sse.remove()
+        self._runner_wanted = False
+        if self._runner is not None:
+            cls, original, wrapper = self._runner
+            if vars(cls).get(RUNNER[1]) is wrapper:  # else someone wrapped it since: ours steps aside when off
+                setattr(cls, RUNNER[1], original)
+            self._runner = None
 
 
 mcp_hooks_integration = FastMCPIntegration()

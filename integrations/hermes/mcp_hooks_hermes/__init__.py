@@ -20,6 +20,10 @@ changes what decides and what waits:
   hermes such a call held the per-server lock until its timeout, and every other call waited behind
   it. :mod:`._settle` answers it with an error as soon as its stream ends, and fails what is still
   outstanding when a session closes.
+- **One healer per session.** The server's connection task opens its SDK transport in
+  ``MCPServerTask._run_http`` / ``_run_stdio``, which run under :func:`mcp_hooks.healing.bypass` while
+  the shim is on: with ``mcp_hooks.instrument("mcp")`` on too, hermes' sessions are rebuilt by this shim
+  only, never also beneath the session.
 
 Turn it on with ``mcp_hooks.instrument("hermes")`` before hermes connects its MCP servers, or in
 hermes itself by enabling the plugin ``mcp-hooks`` (``plugins.enabled`` in ``config.yaml``).
@@ -51,6 +55,7 @@ import mcp_hooks
 from mcp_hooks import OutcomeUncertain, ToolCall
 from mcp_hooks.classify import Loss, SessionLostMark, mark_session_lost, session_lost_mark
 from mcp_hooks.engine import RecoveryPolicy, recover_sync
+from mcp_hooks.healing import bypass
 from mcp_hooks.manager import notify, plugin_manager
 
 from . import _settle
@@ -503,6 +508,16 @@ def _handler_factory(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any
     return handler_with_context
 
 
+async def _transport_under_bypass(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``MCPServerTask._run_http(config)`` / ``_run_stdio(config)``: one connection of the server task,
+    from opening the SDK transport to closing it. The shim heals this session, so the transport is the
+    SDK's own (``instrument("mcp")`` must not heal it beneath as well); decided at each (re)connect."""
+    if not _enabled():
+        return await wrapped(*args, **kwargs)
+    with bypass():
+        return await wrapped(*args, **kwargs)
+
+
 _signatures: dict[Any, inspect.Signature | None] = {}
 
 
@@ -620,6 +635,8 @@ _PATCHES: tuple[_Patch, ...] = (
     _Patch(HERMES_MODULE, "_make_read_resource_handler", _handler_factory, required=False),
     _Patch(HERMES_MODULE, "_make_list_prompts_handler", _handler_factory, required=False),
     _Patch(HERMES_MODULE, "_make_get_prompt_handler", _handler_factory, required=False),
+    _Patch(HERMES_MODULE, "MCPServerTask._run_http", _transport_under_bypass, required=True),
+    _Patch(HERMES_MODULE, "MCPServerTask._run_stdio", _transport_under_bypass, required=True),
     _Patch(
         "mcp.client.streamable_http",
         "StreamableHTTPTransport._handle_post_request",

@@ -22,22 +22,29 @@ What is wrapped (``agents.mcp.server``, patched where the names live, at import 
   (see :mod:`._owner`), so a reconnect never enters an mcp 1.x transport in a per-call task.
 - ``MCPServerStreamableHttp.create_streams`` (mcp 1.x only): the HTTP transport is watched, so a call
   whose server died mid-answer fails at once instead of hanging (see :mod:`._watch`).
+
+The shim heals these servers' sessions itself, so the SDK transports they open (in ``connect`` and in
+``MCPServerStreamableHttp._isolated_client_session``, openai-agents' one-call retry session) are opened
+under :func:`mcp_hooks.healing.bypass`: with ``mcp_hooks.instrument("mcp")`` on too, one loss is rebuilt
+once, by the shim, not also beneath the session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import wrapt
 
 import mcp_hooks
 from mcp_hooks import ToolCall, hookimpl
+from mcp_hooks.healing import bypass
 from mcp_hooks.plugins.replay_safety import annotation_hint
 
 from . import _owner
@@ -412,7 +419,8 @@ async def _connect_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) 
         _warn_about_own_retries(instance, state)
 
     async def connect() -> Any:
-        result = await wrapped(*args, **kwargs)
+        with bypass():  # the shim heals this session: the transport it opens is the SDK's own
+            result = await wrapped(*args, **kwargs)
         state.connected_by_owner = True
         if not state.rebuilding:
             state.wanted = True
@@ -467,10 +475,27 @@ def _create_streams_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any)
         instance.params = params
 
 
+def _isolated_session_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """openai-agents' one-call retry session (``max_retry_attempts``) opens its transport on entering:
+    created and entered under ``bypass()``, like ``connect``."""
+    if not _enabled():
+        return wrapped(*args, **kwargs)
+    return _entered_under_bypass(lambda: wrapped(*args, **kwargs))
+
+
+@contextlib.asynccontextmanager
+async def _entered_under_bypass(open_session: Callable[[], Any]) -> AsyncIterator[Any]:
+    async with contextlib.AsyncExitStack() as stack:
+        with bypass():
+            session = await stack.enter_async_context(open_session())
+        yield session
+
+
 _PATCHES = (
     (_BASE, "connect", _connect_wrapper),
     (_BASE, "cleanup", _cleanup_wrapper),
     (_HTTP, "create_streams", _create_streams_wrapper),
+    (_HTTP, "_isolated_client_session", _isolated_session_wrapper),
 )
 
 

@@ -30,6 +30,12 @@ def _sse_class() -> Any:
     return StreamableHTTPTransport
 
 
+def _client() -> Any:
+    from fastmcp.client.client import Client
+
+    return Client
+
+
 def test_registered_through_the_entry_point() -> None:
     assert mcp_hooks.integrations()["fastmcp"] is mcp_hooks_fastmcp.mcp_hooks_integration
     names = dict(mcp_hooks.plugin_manager().list_name_plugin())
@@ -40,6 +46,7 @@ def test_instrument_twice_wraps_once_and_uninstrument_restores_exactly(no_shim: 
     owner = _owner()
     originals = {name: vars(owner)[name] for name in ("call_tool_mcp", "list_tools_mcp")}
     sse_original = vars(_sse_class())[_mcp1_sse.METHOD]
+    runner_original = vars(_client())["_session_runner"]
     integration = mcp_hooks_fastmcp.mcp_hooks_integration
     try:
         assert mcp_hooks.instrument("fastmcp") == {"fastmcp": True}
@@ -48,6 +55,7 @@ def test_instrument_twice_wraps_once_and_uninstrument_restores_exactly(no_shim: 
         for name, original in originals.items():
             assert vars(owner)[name] is wrapped[name] is not original
             assert vars(owner)[name].__wrapped__ is original  # one layer, not two
+        assert vars(_client())["_session_runner"].__wrapped__ is runner_original  # opens transports under bypass()
         if MCP_MAJOR == 1:
             assert vars(_sse_class())[_mcp1_sse.METHOD] is not sse_original
             assert vars(_sse_class())[_mcp1_sse.METHOD].__wrapped__ is sse_original
@@ -58,6 +66,7 @@ def test_instrument_twice_wraps_once_and_uninstrument_restores_exactly(no_shim: 
     for name, original in originals.items():
         assert vars(owner)[name] is original
     assert vars(_sse_class())[_mcp1_sse.METHOD] is sse_original
+    assert vars(_client())["_session_runner"] is runner_original
     integration.uninstrument()  # twice is fine
     assert integration.enabled is False
 
@@ -103,11 +112,16 @@ def test_instrumenting_before_fastmcp_is_imported_wraps_it_on_import() -> None:
         import mcp_hooks
         assert "fastmcp" not in sys.modules
         assert mcp_hooks.instrument("fastmcp") == {"fastmcp": True}
+        assert "fastmcp" not in sys.modules  # instrument() never imports the framework itself
+        from fastmcp.client.client import Client
         from fastmcp.client.mixins.tools import ClientToolsMixin
         wrapper = vars(ClientToolsMixin)["call_tool_mcp"]
         assert type(wrapper).__name__ == "FunctionWrapper", type(wrapper)
+        runner = vars(Client)["_session_runner"]
+        assert type(runner).__name__ == "FunctionWrapper", type(runner)
         mcp_hooks.uninstrument("fastmcp")
         assert vars(ClientToolsMixin)["call_tool_mcp"] is wrapper.__wrapped__
+        assert vars(Client)["_session_runner"] is runner.__wrapped__
         print("ok")
         """
     )

@@ -34,7 +34,7 @@ async def test_instrument_quickstart(block: Any, srv: FaultServer) -> None:
     mcp_hooks.uninstrument()
     ran = srv.executions_from_now()
     try:
-        assert await readme_blocks.run(block, {}) == [{"fastmcp": True}]  # every installed shim: this one
+        assert await readme_blocks.run(block, {}) == [{"mcp": True, "fastmcp": True}]  # built-in "mcp" and this shim
         assert mcp_hooks_fastmcp.mcp_hooks_integration.enabled
         client = session_client(srv.url)
         async with client:

@@ -31,6 +31,8 @@ PATCHED = [
     (mcp_tool, "_make_read_resource_handler"),
     (mcp_tool, "_make_list_prompts_handler"),
     (mcp_tool, "_make_get_prompt_handler"),
+    (mcp_tool.MCPServerTask, "_run_http"),
+    (mcp_tool.MCPServerTask, "_run_stdio"),
     (StreamableHTTPTransport, "_handle_post_request"),
     (BaseSession, "__aexit__"),
 ]

@@ -29,7 +29,7 @@ def test_instrument_quickstart(block: Any, hermes: Hermes, mcp_shared_fault_serv
     srv = mcp_shared_fault_server
     mcp_hooks.uninstrument("hermes")
     try:
-        assert readme_blocks.run_sync(block, {}) == [{"hermes": True}]  # every installed shim: this one
+        assert readme_blocks.run_sync(block, {}) == [{"mcp": True, "hermes": True}]  # built-in "mcp" and this shim
         assert mcp_hooks_integration.enabled
         hermes.connect(srv)
         first, _ = hermes.call("echo", {"text": "before"})

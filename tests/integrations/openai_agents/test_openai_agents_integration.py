@@ -28,6 +28,7 @@ WRAPPED = [
     ("_MCPServerWithClientSession", "connect"),
     ("_MCPServerWithClientSession", "cleanup"),
     ("MCPServerStreamableHttp", "create_streams"),
+    ("MCPServerStreamableHttp", "_isolated_client_session"),
 ]
 
 

@@ -49,7 +49,7 @@ async def test_instrument_quickstart(block: Any, mcp_shared_fault_server: FaultS
     from agents.mcp import MCPServerStreamableHttp
 
     srv = mcp_shared_fault_server
-    assert await readme_blocks.run(block, {}) == [{"openai-agents": True}]  # every installed shim: this one
+    assert await readme_blocks.run(block, {}) == [{"mcp": True, "openai-agents": True}]  # built-in "mcp", this shim
     async with MCPServerStreamableHttp({"url": srv.url}) as server:
         first = text(await invoke(server, "echo", text="before"))
         srv.restart()

@@ -35,7 +35,7 @@ async def test_instrument_quickstart(block: Any, srv: FaultServer) -> None:
     ran = srv.executions_from_now()
     try:
         # every installed shim: pydantic-ai's, and the fastmcp one it brings
-        assert await readme_blocks.run(block, {}) == [{"fastmcp": True, "pydantic-ai": True}]
+        assert await readme_blocks.run(block, {}) == [{"mcp": True, "fastmcp": True, "pydantic-ai": True}]
         assert mcp_hooks_pydantic_ai.mcp_hooks_integration.enabled
 
         async def restart_then_call() -> list[ToolCallPart]:
