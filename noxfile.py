@@ -49,6 +49,24 @@ def lint(session: nox.Session) -> None:
     session.run("mypy")
 
 
+#: Frameworks that need only ``instrument("mcp")`` (no integration of their own), sharing one mcp 1.x
+#: environment; the versions their tests were written against.
+WAVE2A_MCP1 = (
+    "langchain-mcp-adapters==0.3.2",
+    "strands-agents==1.62.0",
+    "mcp-use==1.7.1",
+    "semantic-kernel==1.45.0",
+)
+
+
+@nox.session(name="wave2a-mcp1")
+def wave2a_mcp1(session: nox.Session) -> None:
+    """langchain-mcp-adapters, strands-agents, mcp-use and semantic-kernel through their own tool paths,
+    healed by ``instrument("mcp")`` alone, under the newest mcp 1.x."""
+    session.install("-e", ".[test]", MCP_LINES["mcp1"], *WAVE2A_MCP1)
+    session.run(*PYTEST, "tests/integrations/wave2a", *session.posargs)
+
+
 BENCH_SUITES = ("bench-core-mcp1", "bench-core-mcp2", "bench-hermes", "bench-openai-agents")
 
 

@@ -157,6 +157,25 @@ def server_key(kind: str, target: Any) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+#: The tools' annotations last listed per server, for sessions that never list them themselves (a
+#: framework that opens a session per call lists the tools once, through another session). Bounded.
+_KNOWN_TOOLS: dict[str, dict[str, Any]] = {}
+_KNOWN_TOOLS_LIMIT = 256
+
+
+def _remember_tools(server: str, tools: dict[str, Any]) -> None:
+    if server not in _KNOWN_TOOLS and len(_KNOWN_TOOLS) >= _KNOWN_TOOLS_LIMIT:
+        _KNOWN_TOOLS.pop(next(iter(_KNOWN_TOOLS)))
+    _KNOWN_TOOLS[server] = tools
+
+
+def _annotations_of(server: str, tools: dict[str, Any] | None, tool: str) -> Any:
+    """A tool's annotations as this session listed them, else as the server last listed them to any session."""
+    if tools is not None and tool in tools:
+        return tools[tool]
+    return _KNOWN_TOOLS.get(server, {}).get(tool)
+
+
 def _backoff(failures: int) -> float:
     ceiling = min(BACKOFF_MAX, BACKOFF_INITIAL * (2 ** max(0, failures - 1)))
     return random.uniform(ceiling / 2, ceiling)
@@ -217,7 +236,7 @@ class Relay:
         params = getattr(messages.inner(pending.message), "params", None) or {}
         if pending.method == "tools/call":
             tool = params.get("name")
-            annotations = (self._tools or {}).get(tool) if isinstance(tool, str) else None
+            annotations = _annotations_of(self.server, self._tools, tool) if isinstance(tool, str) else None
             return ToolCall(
                 server=self.server,
                 tool=tool if isinstance(tool, str) else None,
@@ -441,6 +460,7 @@ class Relay:
             if isinstance(name, str):
                 known[name] = tool.get("annotations") if isinstance(tool, dict) else getattr(tool, "annotations", None)
         self._tools = known
+        _remember_tools(self.server, known)
 
     # ------------------------------------------------------------------ the owner task
     async def own(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
