@@ -19,13 +19,14 @@ from typing import Any
 
 import wrapt
 
+from . import telemetry
 from .engine import _monotonic, recover_async, recover_sync
 from .options import CallDescriber, build_policy
 
 __all__ = ["AttachHandle", "attach"]
 
 _WHERE = "attach"
-log = logging.getLogger("mcp_hooks")
+log = logging.getLogger("mcp_hooks.attach")
 _MISSING = object()
 
 _handles: dict[str, AttachHandle] = {}
@@ -106,26 +107,30 @@ def _make_wrapper(handle: AttachHandle, function: Any, policy: Any, describer: C
         async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if handle.status != "attached":
                 return await wrapped(*args, **kwargs)
-            started = _monotonic()
-            try:
-                return await wrapped(*args, **kwargs)
-            except Exception as exc:
-                error = exc
-            return await recover_async(
-                policy, lambda: wrapped(*args, **kwargs), describe(args, kwargs, instance), error, started
-            )
+            with telemetry.one_call():
+                started = _monotonic()
+                try:
+                    return await wrapped(*args, **kwargs)
+                except Exception as exc:
+                    error = exc
+                return await recover_async(
+                    policy, lambda: wrapped(*args, **kwargs), describe(args, kwargs, instance), error, started
+                )
 
         return async_wrapper
 
     def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if handle.status != "attached":
             return wrapped(*args, **kwargs)
-        started = _monotonic()
-        try:
-            return wrapped(*args, **kwargs)
-        except Exception as exc:
-            error = exc
-        return recover_sync(policy, lambda: wrapped(*args, **kwargs), describe(args, kwargs, instance), error, started)
+        with telemetry.one_call():
+            started = _monotonic()
+            try:
+                return wrapped(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            return recover_sync(
+                policy, lambda: wrapped(*args, **kwargs), describe(args, kwargs, instance), error, started
+            )
 
     return sync_wrapper
 

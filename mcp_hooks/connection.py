@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pluggy
 
+from . import redact, telemetry
 from .calls import ToolCall
 from .classify import Loss, SessionLostMark, classify, mark_session_lost
 from .engine import (
@@ -54,7 +55,7 @@ from .manager import notify
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
 
-log = logging.getLogger("mcp_hooks")
+log = logging.getLogger("mcp_hooks.connect")
 
 MCP_MAJOR = int(importlib.metadata.version("mcp").split(".", 1)[0])
 _httpx: Any = importlib.import_module("httpx2" if MCP_MAJOR >= 2 else "httpx")
@@ -323,19 +324,20 @@ class ResilientSession:
     # --- one call ----------------------------------------------------------------------------------------
 
     async def _invoke(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], tool: str | None = None) -> Any:
-        started = time.monotonic()
-        try:
-            return await self._attempt(method, args, kwargs)
-        except Exception as exc:
-            error = exc
-        # The call's deadline, for the rebuilds it leads or waits for; reset after, so it never outlives
-        # the call in the caller's context (a later call there would inherit a deadline long past).
-        token = _call_deadline.set(started + self._deadline)
-        try:
-            return await self._recover(method, args, kwargs, tool, error, started)
-        finally:
-            _call_deadline.reset(token)
-            _failed_generation.set(0)
+        with telemetry.one_call():
+            started = time.monotonic()
+            try:
+                return await self._attempt(method, args, kwargs)
+            except Exception as exc:
+                error = exc
+            # The call's deadline, for the rebuilds it leads or waits for; reset after, so it never outlives
+            # the call in the caller's context (a later call there would inherit a deadline long past).
+            token = _call_deadline.set(started + self._deadline)
+            try:
+                return await self._recover(method, args, kwargs, tool, error, started)
+            finally:
+                _call_deadline.reset(token)
+                _failed_generation.set(0)
 
     async def _recover(
         self,
@@ -366,6 +368,7 @@ class ResilientSession:
         assert task is not None
         link.callers.add(task)
         link.drained.clear()
+        telemetry.note(telemetry.scope(), self.server, link.session_id)
         try:
             return await getattr(link.api, method)(*args, **kwargs)
         except asyncio.CancelledError:
@@ -505,7 +508,8 @@ class ResilientSession:
         (background healing, or a call that found the link already given up).
 
         Hooks see it once, like a rebuild a failed call leads (the engine reports those): ``on_reconnect``
-        with a ``ToolCall`` whose ``tool`` is ``None``, then ``on_recovered`` or ``on_giveup``. It holds
+        with a ``ToolCall`` whose ``tool`` is ``None``, then ``on_rebuilt``, then ``on_recovered`` or
+        ``on_giveup``. It holds
         the engine's gate of this session, so calls failing meanwhile wait for it rather than lead (and
         report) one of their own; when a failed call already leads one, this waits for that one instead.
         It is led in slices of at most ``REBUILD_ATTEMPT`` seconds: each slice that fails is a failed
@@ -513,6 +517,7 @@ class ResilientSession:
         leads), and the next slice starts at once, still reported as the same rebuild.
         """
         call: ToolCall | None = None
+        announced = 0.0
         pm = self._tool_policy.manager()
         try:
             while True:
@@ -532,6 +537,7 @@ class ResilientSession:
                     continue
                 if call is None:
                     call = self._report_rebuild(pm, link)
+                    announced = time.monotonic()
                 failure: BaseException | None = _LeaderCancelled(
                     f"the rebuild of the session to {self.server} was cancelled"
                 )
@@ -554,11 +560,13 @@ class ResilientSession:
                         + (" (the session is closed)" if self._closing else "")
                     )
                 )
+                notify(pm, "on_rebuilt", call=call, error=gave_up, seconds=time.monotonic() - announced)
                 notify(pm, "on_giveup", call=call, error=gave_up)
             raise
         if call is not None:
+            notify(pm, "on_rebuilt", call=call, error=None, seconds=time.monotonic() - announced)
             notify(pm, "on_recovered", call=call)
-            log.info("mcp_hooks: session to %s rebuilt", self.server)
+            log.debug("mcp_hooks: session to %s rebuilt", self.server)
 
     def _claim_rebuild(self) -> _Flight | None:
         """Lead the next rebuild in the gate, or ``None`` when one is already led."""
@@ -591,7 +599,7 @@ class ResilientSession:
             error.__cause__ = link.death
         mark_session_lost(error, mark)
         notify(pm, "on_reconnect", call=call, error=error)
-        log.info("mcp_hooks: session to %s lost (%s); rebuilding it", self.server, mark.detail or mark.loss.value)
+        log.debug("mcp_hooks: session to %s lost (%s); rebuilding it", self.server, mark.detail or mark.loss.value)
         return call
 
     # --- what the watcher reports (called from the owner task's transport) ---------------------------------
@@ -599,7 +607,7 @@ class ResilientSession:
     def _session_rejected(self, link: _Link, status: int, method: str) -> None:
         if link.rejected_status is None:
             link.rejected_status = status
-            log.info("mcp_hooks: %s answered HTTP %d to a %s with our session id", self.server, status, method)
+            log.debug("mcp_hooks: %s answered HTTP %d to a %s with our session id", self.server, status, method)
         self._give_up_link(link, SessionLostMark(Loss.REJECTED, status=status, detail=f"HTTP {status}"))
 
     def _stream_broke(self, link: _Link, error: Exception, standing: bool) -> None:
@@ -622,6 +630,7 @@ class ResilientSession:
     # --- the owner task ------------------------------------------------------------------------------------
 
     async def _owner(self) -> None:
+        telemetry.current.set(telemetry.INTERNAL)  # this task's own requests are no caller's
         while not self._closing:
             await self._wanted.wait()
             self._wanted.clear()
@@ -661,7 +670,7 @@ class ResilientSession:
                     if self._build is build:
                         self._build = None
                 else:
-                    log.info("mcp_hooks: the connection to %s died: %s", self.server, _describe(exc))
+                    log.debug("mcp_hooks: the connection to %s died: %s", self.server, _describe(exc))
             finally:
                 link.usable = False
                 self._cut_callers(link)
@@ -781,6 +790,7 @@ class ResilientSession:
             link.annotations = known
 
     async def _keepalive(self, interval: float) -> None:
+        telemetry.current.set(telemetry.INTERNAL)  # pings are no caller's
         while not self._closing:
             await asyncio.sleep(interval)
             link = self._link
@@ -906,7 +916,7 @@ def _unwrap(error: BaseException) -> BaseException:
 
 def _describe(error: BaseException) -> str:
     error = _unwrap(error)
-    return f"{type(error).__name__}: {error}"
+    return redact.text(f"{type(error).__name__}: {error}")
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from . import telemetry
 from .engine import _monotonic, recover_async, recover_sync
 from .options import CallDescriber, build_policy
 
@@ -59,27 +60,29 @@ def with_mcp_recovery(func: Any = None, /, **options: Any) -> Any:
 
             @functools.wraps(target)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                started = _monotonic()
-                try:
-                    return await target(*args, **kwargs)
-                except Exception as exc:
-                    error = exc
-                return await recover_async(
-                    policy, lambda: target(*args, **kwargs), describe(args, kwargs, bound_owner), error, started
-                )
+                with telemetry.one_call():
+                    started = _monotonic()
+                    try:
+                        return await target(*args, **kwargs)
+                    except Exception as exc:
+                        error = exc
+                    return await recover_async(
+                        policy, lambda: target(*args, **kwargs), describe(args, kwargs, bound_owner), error, started
+                    )
 
             return async_wrapper
 
         @functools.wraps(target)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = _monotonic()
-            try:
-                return target(*args, **kwargs)
-            except Exception as exc:
-                error = exc
-            return recover_sync(
-                policy, lambda: target(*args, **kwargs), describe(args, kwargs, bound_owner), error, started
-            )
+            with telemetry.one_call():
+                started = _monotonic()
+                try:
+                    return target(*args, **kwargs)
+                except Exception as exc:
+                    error = exc
+                return recover_sync(
+                    policy, lambda: target(*args, **kwargs), describe(args, kwargs, bound_owner), error, started
+                )
 
         return sync_wrapper
 

@@ -36,7 +36,7 @@ from .manager import decide, implementations, notify, plugin_manager
 
 __all__ = ["Gate", "RecoveryPolicy", "gate_for", "recover_async", "recover_sync"]
 
-log = logging.getLogger("mcp_hooks")
+log = logging.getLogger("mcp_hooks.engine")
 
 T = TypeVar("T")
 
@@ -257,7 +257,7 @@ def _recovery(
                 # one rebuild, retried with backoff until the deadline, not one per refused attempt.
                 rebuilds -= 1
                 unreachable += 1
-            log.info(
+            log.debug(
                 "mcp_hooks: rebuilding the session to %s failed (%s: %s)",
                 call.server,
                 type(failure).__name__,
@@ -273,7 +273,7 @@ def _recovery(
         ok, outcome = yield (_CALL,)
         if ok:
             notify(pm, "on_recovered", call=call)
-            log.info("mcp_hooks: %s on %s recovered on attempt %d", call.tool or "request", call.server, call.attempt)
+            log.debug("mcp_hooks: %s on %s recovered on attempt %d", call.tool or "request", call.server, call.attempt)
             return outcome
         error = outcome
 
@@ -303,10 +303,11 @@ def _rebuild_once(
             return RebuildTimeout(f"the rebuild of the session to {call.server} outlasted the deadline")
         return flight.error
     failure: BaseException | None = None
+    announced = _monotonic()
     try:
         notify(pm, "on_reconnect", call=call, error=error)
         verdict = classify(error)
-        log.info(
+        log.debug(
             "mcp_hooks: session to %s lost (%s); rebuilding (tool %s, attempt %d)",
             call.server,
             verdict.reason if verdict.is_session_loss else f"a plugin said so: {type(error).__name__}",
@@ -330,6 +331,7 @@ def _rebuild_once(
                 gate.healed_at = _monotonic()
                 gate.rebuilds += 1
         flight.finish(failure)
+        notify(pm, "on_rebuilt", call=call, error=failure, seconds=_monotonic() - announced)
     return failure
 
 
@@ -338,7 +340,7 @@ def _uncertain(pm: pluggy.PluginManager, call: ToolCall, error: BaseException, e
     uncertain = OutcomeUncertain(call.server, call.tool, f"{reason} {extra}".strip())
     uncertain.__cause__ = error
     notify(pm, "on_giveup", call=call, error=uncertain)
-    log.warning(
+    log.debug(
         "mcp_hooks: %s on %s lost in flight; not replayed (not known to be safe)", call.tool or "request", call.server
     )
     return uncertain
@@ -387,7 +389,7 @@ def _give_up(
         f"{elapsed:.2f} s (at most {policy.max_reconnects} within a {policy.deadline:g} s deadline){down}; giving up.",
     )
     notify(pm, "on_giveup", call=call, error=error)
-    log.warning(
+    log.debug(
         "mcp_hooks: giving up on %s for %s after %d rebuild(s) in %.2f s: %s",
         call.tool or "request",
         call.server,

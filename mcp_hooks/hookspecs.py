@@ -29,7 +29,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 #: Hooks whose first non-``None`` answer decides.
 DECISION_HOOKS = ("should_reconnect", "is_replay_safe", "reconnect")
 #: Hooks called on every implementation, for logs, metrics and traces.
-OBSERVER_HOOKS = ("on_tool_error", "on_reconnect", "on_recovered", "on_giveup")
+OBSERVER_HOOKS = ("on_tool_error", "on_reconnect", "on_rebuilt", "on_recovered", "on_giveup")
 
 
 @hookspec
@@ -120,6 +120,22 @@ def on_reconnect(call: ToolCall, error: BaseException) -> None:
         @hookimpl
         def on_reconnect(call, error):
             log.warning("rebuilding MCP session to %s after %r", call.server, error)
+    """
+
+
+@hookspec
+def on_rebuilt(call: ToolCall, error: BaseException | None, seconds: float) -> None:
+    """Observe the end of a rebuild that ``on_reconnect`` announced: called exactly once for each.
+
+    ``error`` is ``None`` when a new session answered, else why the rebuild was given up; ``seconds``
+    is how long it took from ``on_reconnect``. ``call`` is the one ``on_reconnect`` received. All
+    implementations run; one that raises is logged and skipped.
+
+    Example::
+
+        @hookimpl
+        def on_rebuilt(call, error, seconds):
+            metrics.histogram("mcp.rebuild.seconds", seconds, tags={"ok": error is None})
     """
 
 

@@ -21,7 +21,7 @@ from .manager import plugin_manager
 
 __all__ = ["Integration", "instrument", "integrations", "uninstrument"]
 
-log = logging.getLogger("mcp_hooks")
+log = logging.getLogger("mcp_hooks.integration")
 
 INTEGRATION_ATTRIBUTE = "mcp_hooks_integration"
 

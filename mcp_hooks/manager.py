@@ -35,7 +35,7 @@ __all__ = [
     "reset_plugin_manager",
 ]
 
-log = logging.getLogger("mcp_hooks")
+log = logging.getLogger("mcp_hooks.hooks")
 
 ENTRY_POINT_GROUP = "mcp_hooks"
 ENV_DISABLE = "MCP_HOOKS_DISABLE"

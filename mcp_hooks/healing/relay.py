@@ -30,6 +30,7 @@ import anyio
 import pluggy
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from .. import redact, telemetry
 from ..calls import OutcomeUncertain, ToolCall
 from ..classify import Loss, SessionLostMark, classify, mark_session_lost
 from ..manager import decide, notify, plugin_manager
@@ -82,9 +83,9 @@ _UNCERTAIN_DATA = {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
 class _Pending:
     """A request of the session's that has not been answered yet."""
 
-    __slots__ = ("link", "lost", "message", "method", "request_id", "resends", "since", "unreachable")
+    __slots__ = ("link", "lost", "message", "method", "request_id", "resends", "scope", "since", "unreachable")
 
-    def __init__(self, message: Any, request_id: Any, method: str) -> None:
+    def __init__(self, message: Any, request_id: Any, method: str, scope: Any = None) -> None:
         self.message = message
         self.request_id = request_id
         self.method = method
@@ -93,6 +94,7 @@ class _Pending:
         self.resends = 0
         self.unreachable = False  # refused because the server could not be reached: not a failed replay
         self.since = time.monotonic()
+        self.scope = scope  # the tracer's scope of the call that sent it (telemetry), or None
 
 
 class _Link:
@@ -104,6 +106,7 @@ class _Link:
         self.read: Any = None
         self.write: Any = None
         self.get_session_id: Callable[[], str | None] | None = None
+        self.session_id_seen: str | None = None  # the Mcp-Session-Id the server issued (seen by the watcher)
         self.gone = False  # loss seen: nothing new is sent on it
         self.trouble = anyio.Event()
         self.died = False
@@ -134,7 +137,7 @@ class _Link:
     def give_up(self, cause: str, evidence: BaseException | None = None) -> None:
         if not self.gone:
             self.gone = True
-            self.cause = cause
+            self.cause = redact.text(cause)
             self.evidence = evidence
         self.trouble.set()
 
@@ -218,6 +221,8 @@ class Relay:
         self.closed = anyio.Event()
         self._tg: Any = None
         self._outage_since: float | None = None  # when the current loss was seen (None: healthy)
+        self._announced: tuple[ToolCall, float] | None = None  # the rebuild on_reconnect announced
+        self._scopes: dict[Any, Any] = {}  # request id -> the tracer's scope it was sent in (telemetry)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -226,9 +231,9 @@ class Relay:
 
     def session_id(self) -> str | None:
         link = self._link
-        if link is None or link.get_session_id is None:
+        if link is None:
             return None
-        return link.get_session_id()
+        return link.get_session_id() if link.get_session_id is not None else link.session_id_seen
 
     def _call(self, pending: _Pending | None, attempt: int = 1) -> ToolCall:
         if pending is None:
@@ -248,6 +253,18 @@ class Relay:
             )
         annotations = _READ_ONLY if pending.method in _READ_ONLY_METHODS else None
         return ToolCall(server=self.server, annotations=annotations, attempt=attempt, owner=self, framework="mcp")
+
+    def _tell(self, hook: str, pending: _Pending, **kwargs: Any) -> None:
+        """Call an observer hook about ``pending`` (a tracer sees it as that request's)."""
+        with telemetry.within(pending.scope):
+            notify(self.pm, hook, call=self._call(pending, pending.resends + 1), **kwargs)
+
+    def _rebuild_over(self, error: BaseException | None) -> None:
+        """The rebuild announced by ``on_reconnect`` ended (``error``: given up)."""
+        announced, self._announced = self._announced, None
+        if announced is not None:
+            call, since = announced
+            notify(self.pm, "on_rebuilt", call=call, error=error, seconds=time.monotonic() - since)
 
     async def _to_session(self, item: Any) -> None:
         if self._session_send is None:
@@ -278,6 +295,7 @@ class Relay:
         method = getattr(message, "method", None)
         request_id = getattr(message, "id", None)
         if method is not None and request_id is not None:
+            scope = self._scopes.pop(request_id, None) if self._scopes else None
             if self._dead_for_good is not None:
                 await self._to_session(messages.error_answer(request_id, messages.UNCERTAIN_CODE, self._dead_for_good))
                 return
@@ -293,7 +311,7 @@ class Relay:
                 uri = (getattr(message, "params", None) or {}).get("uri")
                 if isinstance(uri, str):
                     self._subscriptions.pop(uri, None)
-            pending = _Pending(item, request_id, method)
+            pending = _Pending(item, request_id, method, scope)
             self._pending[request_id] = pending
             await self._send(pending)
             return
@@ -316,6 +334,8 @@ class Relay:
             return
         pending.link = link
         pending.lost = None
+        if pending.scope is not None:
+            telemetry.note(pending.scope, self.server, self.session_id())
         if not await self._send_raw(link, pending.message):
             self._lost_on(link, pending.request_id, Loss.REJECTED, "the transport refused the message")
 
@@ -363,7 +383,7 @@ class Relay:
                         params = getattr(messages.inner(pending.message), "params", None) or {}
                         self._learn_tools(getattr(message, "result", None), first_page=not params.get("cursor"))
                     if pending.resends:
-                        notify(self.pm, "on_recovered", call=self._call(pending, pending.resends + 1))
+                        self._tell("on_recovered", pending)
                 await self._to_session(item)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
             pass
@@ -401,16 +421,12 @@ class Relay:
     ) -> None:
         """The session of ``link`` is lost; ``request_id`` (if known and waiting) did not run (REJECTED) or
         may have (IN_FLIGHT)."""
+        cause = redact.text(cause)
         pending = self._pending.get(request_id) if request_id is not None else None
         if pending is not None and pending.link is link and pending.lost is None:
             pending.lost = loss
             pending.unreachable = unreachable
-            notify(
-                self.pm,
-                "on_tool_error",
-                call=self._call(pending, pending.resends + 1),
-                error=evidence or _lost_error(loss, cause, pending.method),
-            )
+            self._tell("on_tool_error", pending, error=evidence or _lost_error(loss, cause, pending.method))
         link.give_up(cause, evidence)
         link.changed()
 
@@ -469,6 +485,7 @@ class Relay:
             await self._own(task_status)
         finally:
             self._link = None
+            self._rebuild_over(ConnectionError("the session was closed before it was rebuilt"))
             self.closed.set()
 
     async def _own(self, task_status: Any) -> None:
@@ -564,26 +581,21 @@ class Relay:
             loss = pending.lost or Loss.IN_FLIGHT
             if pending.lost is None:
                 pending.lost = loss
-                notify(
-                    self.pm,
-                    "on_tool_error",
-                    call=self._call(pending, pending.resends + 1),
-                    error=_lost_error(loss, link.cause, pending.method),
-                )
+                self._tell("on_tool_error", pending, error=_lost_error(loss, link.cause, pending.method))
             pending.link = None
             error = link.evidence if loss is Loss.REJECTED and link.evidence is not None else None
             error = error or _lost_error(loss, link.cause or "the connection was lost", pending.method)
             call = self._call(pending, pending.resends + 1)
             first = first or pending
             if pending.resends >= MAX_RESENDS:
-                notify(self.pm, "on_giveup", call=call, error=error)
+                self._tell("on_giveup", pending, error=error)
                 await self._answer_error(
                     pending, f"MCP session lost {pending.resends + 1} times during this request; gave up"
                 )
                 continue
             if loss is Loss.IN_FLIGHT and decide(self.pm, "is_replay_safe", call=call, error=error) is not True:
                 uncertain = OutcomeUncertain(self.server, call.tool, link.cause)
-                notify(self.pm, "on_giveup", call=call, error=uncertain)
+                self._tell("on_giveup", pending, error=uncertain)
                 await self._answer_error(
                     pending, str(uncertain), {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
                 )
@@ -594,13 +606,14 @@ class Relay:
         if not announce:
             return
         cause_call = self._call(first) if first is not None else self._call(None)
-        notify(
-            self.pm,
-            "on_reconnect",
-            call=cause_call,
-            error=error or link.evidence or _lost_error(Loss.REJECTED, link.cause or "the connection was lost", None),
+        self._rebuild_over(ConnectionError("lost again before the server answered"))  # never two open
+        self._announced = (cause_call, time.monotonic())
+        cause = error or link.evidence or _lost_error(Loss.REJECTED, link.cause or "the connection was lost", None)
+        with telemetry.within(first.scope if first is not None else None):
+            notify(self.pm, "on_reconnect", call=cause_call, error=cause)
+        log.debug(
+            "mcp_hooks: session of %s lost (%s); rebuilding", self.server, link.cause or "the connection was lost"
         )
-        log.info("mcp_hooks: session of %s lost (%s); rebuilding", self.server, link.cause or "the connection was lost")
 
     async def _restore(self, link: _Link) -> None:
         """Replay on a new transport what the session set up, with the relay's own ids."""
@@ -621,8 +634,9 @@ class Relay:
         """The server answered on a rebuilt link: the outage is over."""
         self.rebuilds += 1
         since, self._outage_since = self._outage_since, None
+        self._rebuild_over(None)
         if since is not None:
-            log.info(
+            log.debug(
                 "mcp_hooks: session of %s rebuilt (generation %d) in %.2f s",
                 self.server,
                 link.generation,
@@ -687,19 +701,62 @@ class Relay:
         for pending in list(self._pending.values()):
             if pending.link is None:
                 error = _lost_error(pending.lost or Loss.REJECTED, why, pending.method)
-                notify(self.pm, "on_giveup", call=self._call(pending, pending.resends + 1), error=error)
+                self._tell("on_giveup", pending, error=error)
                 await self._answer_error(pending, f"MCP server {self.server} unreachable: {why}")
-        log.info("mcp_hooks: gave up rebuilding the session of %s: %s", self.server, why)
+        self._rebuild_over(ConnectionError(f"MCP server {self.server} unreachable: {why}"))
+        log.debug("mcp_hooks: gave up rebuilding the session of %s: %s", self.server, why)
 
     async def _give_up_for_good(self, deaths: int) -> None:
         self._dead_for_good = (
             f"MCP server command {self.server.removeprefix('stdio:')!r} exited {deaths} times in a row within "
             f"{SHORT_LIFE:.0f} s of starting; it is not restarted again"
         )
-        log.warning("mcp_hooks: %s", self._dead_for_good)
+        log.warning("mcp_hooks: %s", redact.text(self._dead_for_good))
+        self._rebuild_over(ConnectionError(self._dead_for_good))
         for pending in list(self._pending.values()):
-            notify(self.pm, "on_giveup", call=self._call(pending), error=ConnectionError(self._dead_for_good))
+            self._tell("on_giveup", pending, error=ConnectionError(self._dead_for_good))
             await self._answer_error(pending, self._dead_for_good)
+
+
+class _SessionWriter:
+    """The stream the session writes to: the SDK's own, plus, while a tracer is installed, a note of
+    the call each request was sent in (the relay reads the requests in a task of its own)."""
+
+    def __init__(self, inner: MemoryObjectSendStream[Any], relay: Relay) -> None:
+        self._inner = inner
+        self._relay = relay
+
+    async def send(self, item: Any) -> None:
+        scope = telemetry.scope()
+        if scope is not None:
+            request_id = getattr(messages.inner(item), "id", None)
+            if request_id is not None and len(self._relay._scopes) < 10_000:
+                self._relay._scopes[request_id] = scope
+        await self._inner.send(item)
+
+    def send_nowait(self, item: Any) -> None:
+        self._inner.send_nowait(item)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def clone(self) -> Any:
+        return _SessionWriter(self._inner.clone(), self._relay)
+
+    def statistics(self) -> Any:
+        return self._inner.statistics()
+
+    async def __aenter__(self) -> _SessionWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 def _close(*streams: Any) -> None:
@@ -737,10 +794,11 @@ async def healed_streams(
         await tg.start(relay.own)
         tg.start_soon(relay._up, from_session)
         try:
+            writer = _SessionWriter(session_write, relay)
             if with_session_id:
-                yield session_read, session_write, relay.session_id
+                yield session_read, writer, relay.session_id
             else:
-                yield session_read, session_write
+                yield session_read, writer
         finally:
             relay._closing = True
             await session_write.aclose()

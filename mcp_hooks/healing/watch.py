@@ -33,6 +33,7 @@ class LinkEvents(Protocol):
     """What a link is told by the HTTP layer."""
 
     gone: bool
+    session_id_seen: str | None
 
     def session_rejected(self, request_id: Any, status: int) -> None: ...
 
@@ -105,6 +106,9 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
                 link.request_lost(_request_id(request), exc, refused=_refused(exc))
             raise
         status = response.status_code
+        issued = response.headers.get("mcp-session-id")
+        if issued is not None and status < 300:
+            link.session_id_seen = issued
         if status in (400, 404, 410) and request.headers.get("mcp-session-id") is not None:
             named = True
             if status == 400:

@@ -3,16 +3,18 @@
 - ``session-expiry`` (:mod:`.session_expiry`): answers ``should_reconnect`` last, from :func:`~mcp_hooks.classify`.
 - ``replay-safety`` (:mod:`.replay_safety`): answers ``is_replay_safe`` last, from where the request was
   lost and the tool's annotations.
+- ``recovery-log`` (:mod:`.recovery_log`): one INFO line per rebuild and per give-up.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from . import replay_safety, session_expiry
+from . import recovery_log, replay_safety, session_expiry
 
 #: name -> plugin object, in registration order.
 BUILTIN_PLUGINS: dict[str, ModuleType] = {
     "session-expiry": session_expiry,
     "replay-safety": replay_safety,
+    "recovery-log": recovery_log,
 }

@@ -59,6 +59,11 @@ def test_the_classifier_needs_no_actor() -> None:
     assert _ours(MODULES["mcp_hooks.classify"]) == set()
 
 
+@pytest.mark.parametrize("leaf", ["mcp_hooks.telemetry", "mcp_hooks.redact"])
+def test_observing_depends_on_nothing(leaf: str) -> None:
+    assert _ours(MODULES[leaf]) == set()
+
+
 def test_the_hook_contract_depends_on_nothing() -> None:
     assert _ours(MODULES["mcp_hooks.calls"]) == set()
     assert {i for i in _ours(MODULES["mcp_hooks.hookspecs"]) if not i.startswith("mcp_hooks.calls")} == set()
