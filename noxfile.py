@@ -67,7 +67,7 @@ def wave2a_mcp1(session: nox.Session) -> None:
     session.run(*PYTEST, "tests/integrations/wave2a", *session.posargs)
 
 
-BENCH_SUITES = ("bench-core-mcp1", "bench-core-mcp2", "bench-hermes", "bench-openai-agents")
+BENCH_SUITES = ("bench-core-mcp1", "bench-core-mcp2", "bench-hermes", "bench-openai-agents", "bench-opentelemetry")
 
 
 @nox.session(default=False)

@@ -15,7 +15,7 @@ An HTML comment (invisible on GitHub) on the line right before a block's opening
 - ``<!-- test: RUNNER -->`` or ``<!-- test: RUNNER, RUNNER, ... -->``: the block runs in each of these
   test environments. Runners (``RUNNERS``): ``core`` (``tests/readme/test_readme_examples.py``, the
   core-mcp1/core-mcp2 sessions) and one per framework, ``hermes``, ``openai-agents``, ``fastmcp``,
-  ``pydantic-ai`` (``tests/integrations/<dir>/test_readme_<dir>.py``, that framework's sessions).
+  ``pydantic-ai``, ``opentelemetry`` (``tests/integrations/<dir>/test_readme_<dir>.py``, that framework's sessions).
 - ``<!-- test: skip (why) -->``: the block is not run; the reason in parentheses is required.
 
 Every ``python`` block needs a marker; other blocks (bash, toml, text) may have one. The meta-test in
@@ -66,6 +66,7 @@ RUNNERS: dict[str, str] = {
     "openai-agents": "tests/integrations/openai_agents/test_readme_openai_agents.py",
     "fastmcp": "tests/integrations/fastmcp/test_readme_fastmcp.py",
     "pydantic-ai": "tests/integrations/pydantic_ai/test_readme_pydantic_ai.py",
+    "opentelemetry": "tests/integrations/opentelemetry/test_readme_opentelemetry.py",
 }
 SKIP = "skip"
 
