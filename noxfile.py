@@ -67,6 +67,23 @@ def wave2a_mcp1(session: nox.Session) -> None:
     session.run(*PYTEST, "tests/integrations/wave2a", *session.posargs)
 
 
+#: Frameworks on mcp 2.x that need only ``instrument("mcp")``, sharing one environment. google-adk pins
+#: opentelemetry <= 1.44, so fastmcp (agno's client) stays at 4.1.x (4.2.3 needs opentelemetry >= 1.45.2).
+WAVE2A_MCP2 = (
+    "google-adk==2.13.0",
+    "agno==3.1.10",
+    "fastmcp==4.1.7",
+)
+
+
+@nox.session(name="wave2a-mcp2")
+def wave2a_mcp2(session: nox.Session) -> None:
+    """google-adk and agno through their own tool paths, healed by ``instrument("mcp")`` alone, under the
+    newest mcp 2.x."""
+    session.install("-e", ".[test]", MCP_LINES["mcp2"], *WAVE2A_MCP2)
+    session.run(*PYTEST, "tests/integrations/wave2a", *session.posargs)
+
+
 BENCH_SUITES = ("bench-core-mcp1", "bench-core-mcp2", "bench-hermes", "bench-openai-agents", "bench-opentelemetry")
 
 
