@@ -84,7 +84,33 @@ def wave2a_mcp2(session: nox.Session) -> None:
     session.run(*PYTEST, "tests/integrations/wave2a", *session.posargs)
 
 
-BENCH_SUITES = ("bench-core-mcp1", "bench-core-mcp2", "bench-hermes", "bench-openai-agents", "bench-opentelemetry")
+@nox.session(name="bench-wave2a-mcp1", default=False)
+def bench_wave2a_mcp1(session: nox.Session) -> None:
+    """langchain-mcp-adapters, strands-agents, mcp-use and semantic-kernel alone and healed (figures only)."""
+    session.install("-e", ".", MCP_LINES["mcp1"], *WAVE2A_MCP1)
+    session.run(
+        "python", "-m", "benchmarks.frameworks.healed", "--out", "benchmarks/results/healed-mcp1.json", *session.posargs
+    )
+
+
+@nox.session(name="bench-wave2a-mcp2", default=False)
+def bench_wave2a_mcp2(session: nox.Session) -> None:
+    """agno alone and healed (figures only)."""
+    session.install("-e", ".", MCP_LINES["mcp2"], *WAVE2A_MCP2)
+    session.run(
+        "python", "-m", "benchmarks.frameworks.healed", "--out", "benchmarks/results/healed-mcp2.json", *session.posargs
+    )
+
+
+BENCH_SUITES = (
+    "bench-core-mcp1",
+    "bench-core-mcp2",
+    "bench-hermes",
+    "bench-openai-agents",
+    "bench-opentelemetry",
+    "bench-wave2a-mcp1",
+    "bench-wave2a-mcp2",
+)
 
 
 @nox.session(default=False)

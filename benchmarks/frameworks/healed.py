@@ -1,0 +1,277 @@
+"""The frameworks that need only ``instrument("mcp")``: each alone and healed, in the same run.
+
+Run it in a framework environment (``nox -s bench-wave2a-mcp1``, ``nox -s bench-wave2a-mcp2``, or
+``python -m benchmarks.frameworks.healed`` where the frameworks are installed); a framework that is not
+installed is left out::
+
+    python -m benchmarks.frameworks.healed [--quick] [--out PATH]
+
+Each framework calls the testing kit's server (streamable HTTP, loopback) through the function its
+agent calls for a tool call, on a session held across calls, as its users hold it. "Alone" is the
+framework as shipped (``uninstrument("mcp")``), "healed" is ``instrument("mcp")`` before it connects.
+For each, in the same round and against the same server:
+
+- after a SIGKILL restart, the next call: answered alone? answered healed? and the healed call's time
+  as a ratio to a brand-new raw-SDK connect + initialize + call to the same restarted server;
+- N = 20 concurrent read-only calls (``slow``) in flight across a SIGKILL restart: how many are answered,
+  alone and healed, and how many sessions were rebuilt (``on_reconnect``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import time
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import mcp_hooks
+from benchmarks.common import Figure, Suite, arguments, fail, ratio
+from benchmarks.frameworks import MCP_MAJOR, counting_reconnects, fresh_call, med, ms, times
+from mcp_hooks.testing import FaultServer
+
+GROUP = 'Frameworks healed by instrument("mcp")'
+N = 20
+SLOW = 1.0
+CALL_TIMEOUT = 30.0
+
+os.environ.setdefault("MCP_USE_ANONYMIZED_TELEMETRY", "false")
+warnings.simplefilter("ignore")
+
+Call = Callable[[str, dict[str, Any]], Awaitable[str]]
+
+
+# --- each framework's tool path: an async context manager yielding ``call(tool, args) -> text`` ------------
+
+
+@contextlib.asynccontextmanager
+async def langchain(url: str) -> AsyncIterator[Call]:
+    """langchain-mcp-adapters, a persistent ``client.session()``: what LangGraph's ``ToolNode`` awaits."""
+    from langchain_mcp_adapters.client import MultiServerMCPClient
+    from langchain_mcp_adapters.tools import load_mcp_tools
+
+    client = MultiServerMCPClient({"kit": {"transport": "streamable_http", "url": url}})
+    async with client.session("kit") as session:
+        tools = {t.name: t for t in await load_mcp_tools(session, server_name="kit")}
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            call_id = f"call_{uuid.uuid4().hex[:8]}"
+            message = await tools[name].ainvoke({"name": name, "args": args, "id": call_id, "type": "tool_call"})
+            return str(message.content)
+
+        yield call
+
+
+@contextlib.asynccontextmanager
+async def strands(url: str) -> AsyncIterator[Call]:
+    """strands-agents' ``MCPClient``: what its tool executor streams for a model's tool use."""
+    from strands.tools.mcp import MCPClient
+
+    client = MCPClient(url=url)
+    await asyncio.to_thread(client.start)
+    try:
+        tools = {t.tool_name: t for t in await asyncio.to_thread(client.list_tools_sync)}
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            use = {"toolUseId": f"tooluse_{uuid.uuid4().hex[:8]}", "name": name, "input": args}
+            last: Any = None
+            async for event in tools[name].stream(use, {}):  # type: ignore[arg-type]
+                last = event
+            result = last["tool_result"] if isinstance(last, dict) else {}
+            return "".join(str(block.get("text", "")) for block in result.get("content", []))
+
+        yield call
+    finally:
+        await asyncio.to_thread(client.stop, None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def mcp_use(url: str) -> AsyncIterator[Call]:
+    """mcp-use's ``MCPClient`` and the LangChain tools ``MCPAgent`` builds on it."""
+    from mcp_use import MCPClient
+    from mcp_use.agents.adapters import LangChainAdapter
+
+    client = MCPClient({"mcpServers": {"kit": {"url": url}}})
+    try:
+        tools = {t.name: t for t in await LangChainAdapter().create_tools(client)}
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            return str(await tools[name].ainvoke(args))
+
+        yield call
+    finally:
+        await client.close_all_sessions()
+
+
+@contextlib.asynccontextmanager
+async def semantic_kernel(url: str) -> AsyncIterator[Call]:
+    """semantic-kernel's ``MCPStreamableHttpPlugin``: what auto function calling runs for a tool call."""
+    from semantic_kernel import Kernel
+    from semantic_kernel.connectors.mcp import MCPStreamableHttpPlugin
+    from semantic_kernel.contents import ChatHistory, FunctionCallContent
+
+    kernel = Kernel()
+    async with MCPStreamableHttpPlugin(name="kit", url=url) as plugin:
+        kernel.add_plugin(plugin)
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            history = ChatHistory()
+            content = FunctionCallContent(
+                id=f"call_{uuid.uuid4().hex[:8]}", name=f"kit-{name}", arguments=json.dumps(args)
+            )
+            await kernel.invoke_function_call(content, history)
+            result = history.messages[-1].items[0].result
+            if isinstance(result, list):
+                return "".join(str(getattr(item, "text", item)) for item in result)
+            return str(result)
+
+        yield call
+
+
+@contextlib.asynccontextmanager
+async def agno(url: str) -> AsyncIterator[Call]:
+    """agno's ``MCPTools``: the function entrypoint its agent awaits for a tool call."""
+    from agno.tools.mcp import MCPTools
+
+    async with MCPTools(url=url, transport="streamable-http") as tools:
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            result = tools.functions[name].entrypoint(**args)  # type: ignore[misc]
+            if asyncio.iscoroutine(result):
+                result = await result
+            return str(getattr(result, "content", result))
+
+        yield call
+
+
+#: framework -> (module that tells it is installed, its tool path)
+FRAMEWORKS: dict[str, tuple[str, Callable[[str], contextlib.AbstractAsyncContextManager[Call]]]] = {
+    "langchain-mcp-adapters": ("langchain_mcp_adapters", langchain),
+    "strands-agents": ("strands", strands),
+    "mcp-use": ("mcp_use", mcp_use),
+    "semantic-kernel": ("semantic_kernel", semantic_kernel),
+    "agno": ("agno", agno),
+}
+
+
+def answered(text: str) -> bool:
+    """A tool's real answer (``echo`` and ``slow`` name the server's pid), not an error turned into text."""
+    return "(pid " in text and "failed" not in text.lower() and "error" not in text.lower()[:40]
+
+
+async def attempt(call: Call, tool: str, args: dict[str, Any]) -> tuple[bool, float]:
+    started = time.perf_counter()
+    try:
+        text = await asyncio.wait_for(call(tool, args), CALL_TIMEOUT)
+    except Exception:
+        return False, time.perf_counter() - started
+    return answered(text), time.perf_counter() - started
+
+
+def _heal(on: bool) -> None:
+    if on:
+        mcp_hooks.instrument("mcp")
+    else:
+        mcp_hooks.uninstrument("mcp")
+
+
+async def after_restart(srv: FaultServer, path: Any, healed: bool) -> tuple[bool, float, float]:
+    """The next call after a SIGKILL restart: answered?, its seconds, and a fresh connect's seconds."""
+    _heal(healed)
+    async with path(srv.url) as call:
+        ok, _ = await attempt(call, "echo", {"text": "warm"})
+        if not ok:
+            fail("the warm-up call was not answered")
+        await asyncio.to_thread(srv.restart, signal.SIGKILL)
+        fresh = await fresh_call(srv.url)
+        ok, took = await attempt(call, "echo", {"text": "after"})
+    _heal(False)
+    return ok, took, fresh
+
+
+async def concurrent(srv: FaultServer, path: Any, healed: bool) -> tuple[int, int]:
+    """N concurrent ``slow`` calls across a SIGKILL restart: how many answered, how many rebuilds."""
+    _heal(healed)
+    with counting_reconnects("mcp") as counter:
+        async with path(srv.url) as call:
+            ok, _ = await attempt(call, "echo", {"text": "warm"})
+            if not ok:
+                fail("the warm-up call was not answered")
+            before = srv.executions("slow")
+            tasks = [asyncio.ensure_future(attempt(call, "slow", {"seconds": SLOW})) for _ in range(N)]
+            for _ in range(1000):  # until all N run on the server (bounded: 20 s)
+                if srv.executions("slow") >= before + N:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.to_thread(srv.restart, signal.SIGKILL)
+            results = await asyncio.gather(*tasks)
+        rebuilds = counter.count
+    _heal(False)
+    return sum(1 for ok, _ in results if ok), rebuilds
+
+
+async def measure(suite: Suite, srv: FaultServer, name: str, path: Any) -> None:
+    rounds = 1 if suite.quick else 3
+    alone_ok = healed_ok = 0
+    healed_s: list[float] = []
+    fresh_s: list[float] = []
+    for _ in range(rounds):
+        ok, _, _ = await after_restart(srv, path, healed=False)
+        alone_ok += ok
+        ok, took, fresh = await after_restart(srv, path, healed=True)
+        healed_ok += ok
+        if ok:
+            healed_s.append(took)
+            fresh_s.append(fresh)
+    if not healed_s:
+        fail(f"{name}: no call answered after a restart with instrument('mcp')")
+    r = ratio(med(healed_s), med(fresh_s))
+    suite.add(
+        Figure(
+            f"healed.{name}.restart",
+            GROUP,
+            f"{name}: the next call after a restart, answered alone / healed; healed vs a fresh connect",
+            med(healed_s) * 1e3,
+            med(fresh_s) * 1e3,
+            "ms",
+            f"{alone_ok}/{rounds} / {healed_ok}/{rounds}; {times(r)} ({ms(med(healed_s))} vs {ms(med(fresh_s))})",
+            note=f"median of {rounds} rounds; the healing layer may start rebuilding when it sees the restart "
+            "(a standing stream ends), before the call, as it does for a user",
+        )
+    )
+    alone_n, _ = await concurrent(srv, path, healed=False)
+    healed_n, rebuilds = await concurrent(srv, path, healed=True)
+    suite.add(
+        Figure(
+            f"healed.{name}.concurrent",
+            GROUP,
+            f"{name}: {N} concurrent calls across a SIGKILL restart, answered alone / healed (rebuilds)",
+            float(healed_n),
+            float(alone_n),
+            "calls",
+            f"{alone_n}/{N} / {healed_n}/{N} ({rebuilds} rebuild{'s' if rebuilds != 1 else ''})",
+        )
+    )
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
+    present = {n: p for n, (module, p) in FRAMEWORKS.items() if importlib.util.find_spec(module) is not None}
+    if not present:
+        fail("none of the frameworks is installed here")
+    suite = Suite(f"healed-mcp{MCP_MAJOR}", quick=args.quick, distributions=tuple(present))
+    with FaultServer(legacy_only=True) as srv:
+        for name, path in present.items():
+            print(f"{name}:", flush=True)
+            asyncio.run(measure(suite, srv, name, path))
+    suite.write(args.out)
+
+
+if __name__ == "__main__":
+    main()
