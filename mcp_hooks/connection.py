@@ -51,6 +51,7 @@ from .engine import (
     recover_async,
 )
 from .healing.sdk_patch import bypass
+from .healing.watch import EventSeen, event_stream
 from .manager import notify
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
@@ -128,21 +129,30 @@ class _Link:
 class _WatchedStream(_httpx.AsyncByteStream):  # type: ignore[misc]
     """A response body that tells the session when it breaks (or, for the GET stream, ends)."""
 
-    def __init__(self, inner: Any, owner: ResilientSession, link: _Link, standing: bool) -> None:
+    def __init__(self, inner: Any, owner: ResilientSession, link: _Link, request: Any, events: bool) -> None:
         self._inner = inner
         self._owner = owner
         self._link = link
-        self._standing = standing
+        self._request = request
+        self._standing = request.method == "GET"
+        self._events = EventSeen() if events and not self._standing else None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        events = self._events
         try:
             async for chunk in self._inner:
+                if events is not None:
+                    events.feed(chunk)
                 yield chunk
         except Exception as exc:
             self._owner._stream_broke(self._link, exc, self._standing)
             raise
         if self._standing:
             self._owner._standing_stream_ended(self._link)
+        elif events is not None:
+            lost = events.lost_answer(self._request)
+            if lost is not None:  # e.g. the handshake's answer, from a server shutting down gracefully
+                self._owner._stream_broke(self._link, lost, standing=False)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -190,8 +200,7 @@ class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
                 self._owner._session_rejected(link, status, request.method)
             return response
         if status < 300 and request.method in ("GET", "POST"):
-            standing = request.method == "GET"
-            response.stream = _WatchedStream(response.stream, self._owner, link, standing)
+            response.stream = _WatchedStream(response.stream, self._owner, link, request, event_stream(response))
         return response
 
     async def aclose(self) -> None:

@@ -140,6 +140,8 @@ class _Link:
             self.cause = redact.text(cause)
             self.evidence = evidence
         self.trouble.set()
+        for waiter in self.waiters.values():  # the relay's own requests on it will not be answered now
+            waiter[0].set()
 
 
 def server_key(kind: str, target: Any) -> str:

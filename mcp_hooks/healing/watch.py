@@ -8,6 +8,8 @@ sets before it opens that transport (every task the SDK transport spawns inherit
   the server forgot the session, the request did not run;
 - a request that failed before any answer: refused (connection refused, so never sent) or lost in flight;
 - a response stream that broke before its answer (the server died mid-call: mcp 1.x would wait forever);
+- an event stream answering a request that ended cleanly without a single event (a server shutting down
+  gracefully closes it: mcp 1.x would wait forever for the answer, even for the handshake's);
 - the standing GET stream ending.
 
 Nothing is parsed on the happy path; the request body is read only when something went wrong.
@@ -22,7 +24,7 @@ from typing import Any, Protocol
 
 from .messages import MCP_MAJOR
 
-__all__ = ["LinkEvents", "current_link", "watch_client"]
+__all__ = ["LinkEvents", "EventStreamEnd", "current_link", "watch_client"]
 
 import importlib
 
@@ -62,16 +64,58 @@ def _refused(error: BaseException) -> bool:
     return isinstance(error, (_httpx.ConnectError, _httpx.ConnectTimeout, _httpx.PoolTimeout))
 
 
+class EventStreamEnd(ConnectionError):
+    """An event stream answering a request ended cleanly before any event: its answer is lost."""
+
+
+class EventSeen:
+    """Whether an event stream has carried an event yet (a ``data:`` or ``id:`` field), fed chunk by chunk.
+
+    Only the bytes up to the first event are looked at (a field name split across two chunks is found
+    too). A stream that ends with none answered nothing and cannot be resumed (no event id): the SDK
+    would wait for its answer forever. Comments (``: ping``) are not events.
+    """
+
+    __slots__ = ("_tail", "seen")
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self.seen:
+            return
+        window = self._tail + chunk
+        if b"data:" in window or b"id:" in window:
+            self.seen = True
+        else:
+            self._tail = window[-4:]
+
+    def lost_answer(self, request: Any) -> EventStreamEnd | None:
+        """At the stream's clean end: the error to report when it answered a request with nothing."""
+        if self.seen or _request_id(request) is None:
+            return None
+        return EventStreamEnd("the server closed the response stream before it answered")
+
+
+def event_stream(response: Any) -> bool:
+    return str(response.headers.get("content-type", "")).startswith("text/event-stream")
+
+
 class _WatchedBody(_httpx.AsyncByteStream):  # type: ignore[misc]
-    def __init__(self, inner: Any, link: LinkEvents, request: Any, standing: bool) -> None:
+    def __init__(self, inner: Any, link: LinkEvents, request: Any, standing: bool, events: bool) -> None:
         self._inner = inner
         self._link = link
         self._request = request
         self._standing = standing
+        self._events = EventSeen() if events and not standing else None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        events = self._events
         try:
             async for chunk in self._inner:
+                if events is not None:
+                    events.feed(chunk)
                 yield chunk
         except Exception as exc:
             if self._standing:
@@ -81,6 +125,10 @@ class _WatchedBody(_httpx.AsyncByteStream):  # type: ignore[misc]
             raise
         if self._standing:
             self._link.standing_stream_ended()
+        elif events is not None:
+            lost = events.lost_answer(self._request)
+            if lost is not None:
+                self._link.request_lost(_request_id(self._request), lost, refused=False)
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -126,7 +174,8 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
                 link.session_rejected(_request_id(request) if request.method == "POST" else None, status)
             return response
         if status < 300 and request.method in ("GET", "POST"):
-            response.stream = _WatchedBody(response.stream, link, request, standing=request.method == "GET")
+            standing = request.method == "GET"
+            response.stream = _WatchedBody(response.stream, link, request, standing, event_stream(response))
         return response
 
     async def aclose(self) -> None:

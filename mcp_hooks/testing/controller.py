@@ -803,6 +803,17 @@ class FaultServer:
             raise FaultServerError("kill_during_next_handshake() needs an HTTP fault server")
         self._files.update_controls(lambda c: c.__setitem__("kill_next_handshake", True))
 
+    def drop_next_handshake_answer(self) -> None:
+        """Answer the next ``initialize`` with the event stream's headers, then end it cleanly with no
+        event (HTTP only); one-shot. The server lives on.
+
+        What a server shutting down gracefully does to a client that reconnects too early: the
+        handshake was accepted and its answer never comes, and nothing broke.
+        """
+        if self.transport != "http":
+            raise FaultServerError("drop_next_handshake_answer() needs an HTTP fault server")
+        self._files.update_controls(lambda c: c.__setitem__("drop_next_handshake_answer", True))
+
     def set_stale_style(self, style: str) -> None:
         """Change how stale session ids are answered, at run time (see ``STALE_STYLES``)."""
         if style not in STALE_STYLES:

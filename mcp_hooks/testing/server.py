@@ -31,6 +31,9 @@ on every request and tool call (a ``stat``; parsed again when it changed):
 * ``kill_next_handshake``: ``true``, one-shot SIGKILL of this process as it answers the next
   ``initialize`` (a POST without a session id): the headers go out, the body never does, like a
   server that dies during a redeploy just as a client reconnects;
+* ``drop_next_handshake_answer``: ``true``, one-shot: the next ``initialize`` gets the event stream's
+  headers and then a clean end with no event, like a server shutting down gracefully just as a client
+  reconnects (the process lives on);
 * ``expire_sessions``: a generation number; sessions issued under an older one are expired;
 * ``delay``: ``{"tool": name|null, "seconds": s}``;
 * ``stale_style``: how stale session ids are answered (overrides ``--stale-style``);
@@ -152,14 +155,15 @@ class FaultState:
         self.files.update_controls(change)
         return taken[0] if taken else None
 
-    def take_handshake_kill(self) -> bool:
-        """Consume an armed ``kill_next_handshake`` (one-shot, persisted before acting on it)."""
-        if not self.controls().get("kill_next_handshake"):
+    def take_handshake_fault(self, name: str) -> bool:
+        """Consume an armed handshake fault, ``kill_next_handshake`` or ``drop_next_handshake_answer``
+        (one-shot, persisted before acting on it)."""
+        if not self.controls().get(name):
             return False
         taken: list[bool] = []
 
         def change(controls: dict[str, Any]) -> None:
-            if controls.pop("kill_next_handshake", None):
+            if controls.pop(name, None):
                 taken.append(True)
 
         self.files.update_controls(change)
@@ -580,12 +584,21 @@ class FaultMiddleware:
     async def _forward(self, scope: Scope, receive: Receive, send: Send, session_id: str | None, style: str) -> None:
         restyle = False
         post = scope.get("method") == "POST"
-        die_answering = session_id is None and post and self.state.take_handshake_kill()
+        handshake = session_id is None and post
+        die_answering = handshake and self.state.take_handshake_fault("kill_next_handshake")
+        drop_answer = handshake and not die_answering and self.state.take_handshake_fault("drop_next_handshake_answer")
 
         async def watch(message: Message) -> None:
             nonlocal restyle
             if restyle:
                 return  # swallow the rest of the SDK's 404: our answer was sent instead
+            if drop_answer and message["type"] == "http.response.start":
+                # What a server shutting down gracefully does: the headers, then a clean end, no event.
+                logger.warning("dropping the answer to a handshake (armed drop_next_handshake_answer)")
+                restyle = True
+                await send(message)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             if message["type"] == "http.response.start":
                 for key, value in message.get("headers") or ():
                     if bytes(key).lower() == b"mcp-session-id":

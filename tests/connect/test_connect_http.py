@@ -315,6 +315,22 @@ async def test_handshake_lost_in_flight_is_retried_not_waited_on(server: Any, he
         assert s.reconnects >= 1
 
 
+@pytest.mark.parametrize("heal", [True, False], ids=["heal", "no-heal"])
+async def test_handshake_answer_stream_ended_empty_is_retried_not_waited_on(server: Any, heal: bool) -> None:
+    """The reconnect's ``initialize`` is accepted (200, an event stream) and the stream then ends cleanly
+    with no event, as a server shutting down gracefully does: nothing broke, and mcp 1.x would wait for
+    that answer forever. The opening is given up at once and retried: the call answers well within its
+    12 s deadline (waiting on the lost answer would outlast it)."""
+    async with mcp_hooks.connect(server.url, heal=heal, deadline=12.0, **SESSIONS) as s:
+        await s.call_tool("echo", {"text": "a"})
+        server.drop_next_handshake_answer()
+        server.expire_sessions()
+        answer = await s.call_tool("echo", {"text": "b"})
+        assert value(answer) == "b"
+        assert s.reconnects == 1
+        assert "drop_next_handshake_answer" not in server.controls(), "the armed fault was never used"
+
+
 async def test_more_concurrent_calls_than_pooled_connections(server: Any) -> None:
     """250 concurrent 1 s calls over the HTTP client's 100 pooled connections: the last ones wait about 2 s
     for a connection, longer than the 0.5 s connect timeout. Waiting for the pool is not a failure (under

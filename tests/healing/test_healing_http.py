@@ -131,6 +131,39 @@ async def test_a_server_down_longer_than_the_deadline_answers_with_an_error(
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "up"}), 20)).startswith("up")
 
 
+@pytest.mark.parametrize("fault", ["drop_next_handshake_answer", "kill_during_next_handshake"])
+async def test_a_rebuild_whose_handshake_answer_is_lost_is_retried_at_once(
+    server: Any, events: Events, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """The rebuild's ``initialize`` is accepted and its answer never comes: the event stream ends cleanly
+    with no event (a server shutting down gracefully) or the server dies answering it. The rebuild does
+    not wait for the lost answer (10 s), it opens again at once: the call answers within a 6 s deadline."""
+    from mcp_hooks.healing import relay
+
+    monkeypatch.setattr(relay, "HEAL_DEADLINE", 6.0)
+    async with raw_session(server.url) as session:
+        text(await session.call_tool("echo", {"text": "warm"}))
+        getattr(server, fault)()
+        server.expire_sessions()
+        if fault == "kill_during_next_handshake":
+
+            def bring_back() -> None:
+                server.wait_exit(timeout=20.0)
+                server.start()
+
+            back = asyncio.ensure_future(asyncio.to_thread(bring_back))
+        try:
+            answer = await asyncio.wait_for(session.call_tool("echo", {"text": "after"}), 20)
+        finally:
+            if fault == "kill_during_next_handshake":
+                await asyncio.wait_for(back, 25.0)
+        assert text(answer).startswith("after")
+        armed = {"drop_next_handshake_answer": "drop_next_handshake_answer"}.get(fault, "kill_next_handshake")
+        assert armed not in server.controls(), "the armed fault was never used"
+    assert len(events.reconnects) == 1, events.reconnects
+    assert events.giveups == []
+
+
 @pytest.mark.skipif(MCP_MAJOR < 2, reason="mcp.Client is mcp 2.x")
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_mcp2_client_heals_in_every_mode(server: Any, events: Events, mode: str) -> None:
