@@ -51,7 +51,7 @@ from .engine import (
     recover_async,
 )
 from .healing.sdk_patch import bypass
-from .healing.watch import EventSeen, event_stream
+from .healing.watch import EventSeen, event_stream, send_refusable
 from .manager import notify
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
@@ -173,7 +173,10 @@ class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             # The session is already gone: closing it would only earn a 404 and a warning.
             return _httpx.Response(204, request=request)
         try:
-            response = await self._inner.handle_async_request(request)
+            owner = self._owner
+            response = await send_refusable(
+                self._inner.handle_async_request, request, owner.server, owner._tool_policy.manager()
+            )
         except Exception as exc:
             self._owner._request_failed(link, request, exc, sent_session is not None)
             raise

@@ -1,9 +1,10 @@
 """The hook specifications: what a plugin may decide and observe.
 
-Decision hooks (``should_reconnect``, ``is_replay_safe``, ``reconnect``) are ``firstresult``: the first
-implementation that returns something other than ``None`` decides. They are plain functions, free of
-side effects; the engine does the sleeping and the reconnecting. Observer hooks (``on_*``) are called
-on every implementation, one at a time; an observer that raises is logged and cannot change a call's
+Decision hooks (``should_reconnect``, ``is_replay_safe``, ``reconnect``, ``retry_refused``) are
+``firstresult``: the first implementation that returns something other than ``None`` decides. They
+are plain functions, free of side effects; the engine does the sleeping and the reconnecting.
+Observer hooks (``on_*``) are called on every implementation, one at a time; an observer that raises
+is logged and cannot change a call's
 outcome. A decision hook that raises is logged and counts as no opinion.
 
 Every hook receives the :class:`~mcp_hooks.ToolCall` of the failing call. Implementations may accept
@@ -27,7 +28,7 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 #: Hooks whose first non-``None`` answer decides.
-DECISION_HOOKS = ("should_reconnect", "is_replay_safe", "reconnect")
+DECISION_HOOKS = ("should_reconnect", "is_replay_safe", "reconnect", "retry_refused")
 #: Hooks called on every implementation, for logs, metrics and traces.
 OBSERVER_HOOKS = ("on_tool_error", "on_reconnect", "on_rebuilt", "on_recovered", "on_giveup")
 
@@ -104,6 +105,28 @@ def reconnect(call: ToolCall) -> Any:
         def reconnect(call):
             if isinstance(call.owner, MyServer):
                 return call.owner.restart()   # a coroutine: the engine awaits it
+            return None
+    """
+
+
+@hookspec(firstresult=True)
+def retry_refused(call: ToolCall, status: int, retry_after: float | None) -> float | bool | None:
+    """Decide whether a request the server refused with HTTP 429 or 503 is sent again, and when.
+
+    The request never ran, so sending it again is always safe; the question is only whether it is worth
+    waiting. ``retry_after`` is the server's ``Retry-After`` in seconds (an HTTP date is converted), or
+    ``None`` without the header; ``call.attempt`` is how many times it was sent. Return the seconds to
+    wait before sending it again, ``False`` to hand the refusal to the caller now, ``None`` for no
+    opinion. The built-in ``retry-after`` plugin (``trylast``) waits what the server asks when that is
+    at most 10 s (otherwise it gives the refusal back at once, never waiting it out), jittered backoff
+    without the header, and at most 3 retries.
+
+    Example::
+
+        @hookimpl
+        def retry_refused(call, status, retry_after):
+            if call.server.startswith("https://rate-limited.example"):
+                return False     # let the caller decide
             return None
     """
 

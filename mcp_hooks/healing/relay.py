@@ -39,6 +39,39 @@ from .watch import current_link
 
 __all__ = ["HEAL_DEADLINE", "Relay", "healed_streams"]
 
+
+class _Breaker:
+    """Open while a server cannot be rebuilt: what the fast failures say, and when the next probe is due."""
+
+    def __init__(self, down_since: float) -> None:
+        self.down_since = down_since  # wall-clock time the outage began
+        self.interval = BREAKER_PROBE_INITIAL
+        self.probe_at = time.monotonic() + self.interval
+        self.probing = False
+
+    def admit(self) -> bool:
+        """Whether a request may wait for a rebuild: the probe is due (the first one due starts it) or on."""
+        if self.probing:
+            return True
+        if time.monotonic() >= self.probe_at:
+            self.probing = True
+            return True
+        return False
+
+    def probe_failed(self) -> None:
+        self.probing = False
+        self.interval = min(BREAKER_PROBE_MAX, self.interval * 2)
+        self.probe_at = time.monotonic() + self.interval
+
+    def describe(self, server: str) -> str:
+        since = time.strftime("%H:%M:%S", time.localtime(self.down_since))
+        left = max(0.0, self.probe_at - time.monotonic())
+        return (
+            f"MCP server {server} unreachable since {since} ({time.time() - self.down_since:.0f} s); "
+            f"next probe in {left:.1f} s"
+        )
+
+
 log = logging.getLogger("mcp_hooks.healing")
 
 #: How long requests waiting on a lost session may wait for the rebuild before they are answered
@@ -60,6 +93,12 @@ MAX_TOOL_PAGES = 20
 MAX_RESENDS = 3
 BACKOFF_INITIAL = 0.05
 BACKOFF_MAX = 2.0
+#: Circuit breaker: once a rebuild has failed for ``HEAL_DEADLINE`` (the server unreachable or failing),
+#: requests are answered at once with an error until the next probe, one rebuild attempt made by the
+#: first request after this many seconds, doubled after each failed probe up to ``BREAKER_PROBE_MAX``.
+#: Session loss alone never opens it: only a server that cannot be reached or rebuilt.
+BREAKER_PROBE_INITIAL = 1.0
+BREAKER_PROBE_MAX = 10.0
 
 _OWN = "mcp-hooks:"
 #: Protocol requests that read only: safe to send again whatever the tools' annotations say.
@@ -117,6 +156,14 @@ class _Link:
         self.waiters: dict[str, list[Any]] = {}
         self.change = anyio.Event()
         self.watched = False
+
+    @property
+    def server(self) -> str:
+        return self.relay.server
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        return self.relay.pm
 
     def changed(self) -> None:
         """Wake whoever waits for the requests out on this link to settle."""
@@ -223,6 +270,7 @@ class Relay:
         self.closed = anyio.Event()
         self._tg: Any = None
         self._outage_since: float | None = None  # when the current loss was seen (None: healthy)
+        self._breaker: _Breaker | None = None  # open while the server cannot be rebuilt
         self._announced: tuple[ToolCall, float] | None = None  # the rebuild on_reconnect announced
         self._scopes: dict[Any, Any] = {}  # request id -> the tracer's scope it was sent in (telemetry)
 
@@ -300,6 +348,12 @@ class Relay:
             scope = self._scopes.pop(request_id, None) if self._scopes else None
             if self._dead_for_good is not None:
                 await self._to_session(messages.error_answer(request_id, messages.UNCERTAIN_CODE, self._dead_for_good))
+                return
+            breaker = self._breaker
+            if breaker is not None and not breaker.admit():
+                await self._to_session(
+                    messages.error_answer(request_id, messages.UNCERTAIN_CODE, breaker.describe(self.server))
+                )
                 return
             if method == "initialize":
                 self._handshake = [item]
@@ -553,17 +607,29 @@ class Relay:
                 await self._give_up_for_good(short_lives)
                 return
             since = self._outage_since or now
+            breaker = self._breaker
+            if breaker is not None and not live:  # the one probe failed: fail fast again until the next
+                breaker.probe_failed()
+                await self._fail_waiting(breaker.describe(self.server))
+                await self._until_wanted()
+                continue
             if failures:
                 await self._wait_before_retry(failures, since)
             failures += 1
             if time.monotonic() - since > HEAL_DEADLINE:
                 await self._fail_waiting(f"could not rebuild the session within {HEAL_DEADLINE:.0f} s")
+                self._breaker = _Breaker(time.time() - (time.monotonic() - since))
+                log.info("mcp_hooks: %s", self._breaker.describe(self.server))
                 self._outage_since = None
                 failures = 0
-                self._wanted = anyio.Event()
-                while not self._closing and not self._pending:
-                    with anyio.move_on_after(60):
-                        await self._wanted.wait()
+                await self._until_wanted()
+
+    async def _until_wanted(self) -> None:
+        """Wait (no link up) until a request of the session's is waiting for one."""
+        self._wanted = anyio.Event()
+        while not self._closing and not self._pending:
+            with anyio.move_on_after(60):
+                await self._wanted.wait()
 
     async def _drain(self, link: _Link) -> None:
         """Give requests still out on a link that is being given up a moment to receive their answers."""
@@ -636,6 +702,9 @@ class Relay:
         """The server answered on a rebuilt link: the outage is over."""
         self.rebuilds += 1
         since, self._outage_since = self._outage_since, None
+        if self._breaker is not None:
+            log.info("mcp_hooks: MCP server %s answers again; circuit breaker closed", self.server)
+            self._breaker = None
         self._rebuild_over(None)
         if since is not None:
             log.debug(

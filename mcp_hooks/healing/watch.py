@@ -12,21 +12,38 @@ sets before it opens that transport (every task the SDK transport spawns inherit
   gracefully closes it: mcp 1.x would wait forever for the answer, even for the handshake's);
 - the standing GET stream ending.
 
+It also sends again, in place, a request the server refused with 429 or 503 (it never ran), when and
+as often as the ``retry_refused`` hook says (:func:`send_refusable`).
+
 Nothing is parsed on the happy path; the request body is read only when something went wrong.
 """
 
 from __future__ import annotations
 
 import contextvars
+import email.utils
+import importlib
 import json
-from collections.abc import AsyncIterator
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
+import anyio
+import pluggy
+
+from ..calls import ToolCall
+from ..manager import decide
 from .messages import MCP_MAJOR
 
-__all__ = ["LinkEvents", "EventStreamEnd", "current_link", "watch_client"]
+__all__ = ["EventStreamEnd", "LinkEvents", "current_link", "retry_after_seconds", "send_refusable", "watch_client"]
 
-import importlib
+log = logging.getLogger("mcp_hooks.healing")
+
+#: Statuses that refuse a request without running it, to be sent again later.
+REFUSED_STATUSES = frozenset({429, 503})
+#: However the hooks answer, one request is sent at most this many times.
+MAX_SENDS = 10
 
 _httpx: Any = importlib.import_module("httpx2" if MCP_MAJOR >= 2 else "httpx")
 
@@ -36,6 +53,12 @@ class LinkEvents(Protocol):
 
     gone: bool
     session_id_seen: str | None
+
+    @property
+    def server(self) -> str: ...
+
+    @property
+    def pm(self) -> pluggy.PluginManager: ...
 
     def session_rejected(self, request_id: Any, status: int) -> None: ...
 
@@ -57,6 +80,93 @@ def _request_id(request: Any) -> Any:
     if isinstance(body, dict) and "method" in body:
         return body.get("id")
     return None
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` in seconds: delay-seconds or an HTTP date (``None`` when absent or unreadable)."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _refused_call(request: Any, server: str, attempt: int) -> ToolCall:
+    try:
+        body = json.loads(request.content)
+    except Exception:
+        body = None
+    params = body.get("params") if isinstance(body, dict) else None
+    tool = params.get("name") if isinstance(params, dict) and body.get("method") == "tools/call" else None
+    arguments = params.get("arguments") if tool is not None and isinstance(params, dict) else None
+    return ToolCall(
+        server=server,
+        tool=tool if isinstance(tool, str) else None,
+        arguments=arguments if isinstance(arguments, dict) else None,
+        attempt=attempt,
+        framework="mcp",
+    )
+
+
+#: JSON-RPC error code of a request the server refused (429/503) and that was not sent again.
+REFUSED_CODE = -32029
+
+
+async def send_refusable(
+    send: Callable[[Any], Awaitable[Any]], request: Any, server: str, pm: pluggy.PluginManager
+) -> Any:
+    """``send(request)``; while the server refuses a POST with 429 or 503 and the ``retry_refused`` hook
+    gives a wait, wait and send it again (at most :data:`MAX_SENDS` sends).
+
+    A refusal that is not sent again is answered to the SDK as the request's JSON-RPC error (it names
+    the status and ``Retry-After``, and says the request did not run): handed the HTTP error itself,
+    mcp 1.x would tear the whole transport down and the request would look lost in flight.
+    """
+    for attempt in range(1, MAX_SENDS + 1):
+        response = await send(request)
+        status = response.status_code
+        if status not in REFUSED_STATUSES or request.method != "POST":
+            return response
+        retry_after = retry_after_seconds(response.headers.get("retry-after"))
+        call = _refused_call(request, server, attempt)
+        wait = decide(pm, "retry_refused", call=call, status=status, retry_after=retry_after)
+        await response.aclose()
+        if attempt == MAX_SENDS or wait is None or wait is False or not isinstance(wait, (int, float)):
+            log.info("mcp_hooks: %s refused a request with HTTP %d; not sent again", server, status)
+            return _refusal_answer(request, server, status, retry_after, response)
+        wait = max(0.0, float(wait))
+        log.info("mcp_hooks: %s refused a request with HTTP %d; sending it again in %.2f s", server, status, wait)
+        await anyio.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns
+
+
+def _refusal_answer(request: Any, server: str, status: int, retry_after: float | None, response: Any) -> Any:
+    try:
+        body = json.loads(request.content)
+    except Exception:
+        body = None
+    if not isinstance(body, dict) or "method" not in body or body.get("id") is None:
+        return _httpx.Response(202, request=request)  # a notification: nothing waits for an answer
+    later = f"; it asked to wait {retry_after:.0f} s" if retry_after is not None else ""
+    message = f"MCP server {server} refused the request with HTTP {status}{later}. It did not run: try it again later."
+    error = {
+        "code": REFUSED_CODE,
+        "message": message,
+        "data": {"mcp-hooks": {"status": status, "retry_after": retry_after}},
+    }
+    headers = {"content-type": "application/json"}
+    issued = response.headers.get("mcp-session-id")
+    if issued:
+        headers["mcp-session-id"] = issued
+    payload = json.dumps({"jsonrpc": "2.0", "id": body["id"], "error": error}).encode()
+    return _httpx.Response(200, headers=headers, content=payload, request=request)
 
 
 def _refused(error: BaseException) -> bool:
@@ -148,7 +258,7 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             # The session is already gone: closing it would only earn a 404 and a warning.
             return _httpx.Response(204, request=request)
         try:
-            response = await self._inner.handle_async_request(request)
+            response = await send_refusable(self._inner.handle_async_request, request, link.server, link.pm)
         except Exception as exc:
             if request.method == "POST":
                 link.request_lost(_request_id(request), exc, refused=_refused(exc))

@@ -4,17 +4,20 @@
 - ``replay-safety`` (:mod:`.replay_safety`): answers ``is_replay_safe`` last, from where the request was
   lost and the tool's annotations.
 - ``recovery-log`` (:mod:`.recovery_log`): one INFO line per rebuild and per give-up.
+- ``retry-after`` (:mod:`.retry_after`): answers ``retry_refused`` last: when a request refused with
+  429 or 503 is sent again (the server's ``Retry-After`` up to 10 s, else backoff; 3 retries).
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from . import recovery_log, replay_safety, session_expiry
+from . import recovery_log, replay_safety, retry_after, session_expiry
 
 #: name -> plugin object, in registration order.
 BUILTIN_PLUGINS: dict[str, ModuleType] = {
     "session-expiry": session_expiry,
     "replay-safety": replay_safety,
     "recovery-log": recovery_log,
+    "retry-after": retry_after,
 }

@@ -814,6 +814,25 @@ class FaultServer:
             raise FaultServerError("drop_next_handshake_answer() needs an HTTP fault server")
         self._files.update_controls(lambda c: c.__setitem__("drop_next_handshake_answer", True))
 
+    def throttle(self, status: int = 429, retry_after: float | str | None = None, count: int = 1) -> None:
+        """Refuse the next ``count`` requests that are not a handshake with HTTP ``status`` (429 or 503)
+        and ``Retry-After: retry_after`` (seconds or an HTTP date; ``None``: no header). They never run.
+        ``health()["throttled"]`` counts the refusals of this process."""
+        if status not in (429, 503):
+            raise ValueError(f"status must be 429 or 503, not {status!r}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive int, not {count!r}")
+        if self.transport != "http":
+            raise FaultServerError("throttle() needs an HTTP fault server")
+        value = (
+            None
+            if retry_after is None
+            else (f"{retry_after:g}" if isinstance(retry_after, (int, float)) else retry_after)
+        )
+        self._files.update_controls(
+            lambda c: c.__setitem__("throttle", {"status": status, "retry_after": value, "count": count})
+        )
+
     def set_stale_style(self, style: str) -> None:
         """Change how stale session ids are answered, at run time (see ``STALE_STYLES``)."""
         if style not in STALE_STYLES:

@@ -34,6 +34,9 @@ on every request and tool call (a ``stat``; parsed again when it changed):
 * ``drop_next_handshake_answer``: ``true``, one-shot: the next ``initialize`` gets the event stream's
   headers and then a clean end with no event, like a server shutting down gracefully just as a client
   reconnects (the process lives on);
+* ``throttle``: ``{"status": 429|503, "retry_after": "seconds or HTTP date"|null, "count": n}``: the
+  next ``n`` requests that are not a handshake (POSTs carrying a session id, or of the session-less
+  protocol) are refused with that status and ``Retry-After`` header, never run (``health()["throttled"]``);
 * ``expire_sessions``: a generation number; sessions issued under an older one are expired;
 * ``delay``: ``{"tool": name|null, "seconds": s}``;
 * ``stale_style``: how stale session ids are answered (overrides ``--stale-style``);
@@ -168,6 +171,25 @@ class FaultState:
 
         self.files.update_controls(change)
         return bool(taken)
+
+    def take_throttle(self) -> dict[str, Any] | None:
+        """Consume one refusal of an armed ``throttle`` (persisted before acting on it)."""
+        if not self.controls().get("throttle"):
+            return None
+        taken: list[dict[str, Any]] = []
+
+        def change(controls: dict[str, Any]) -> None:
+            throttle = controls.get("throttle")
+            if not isinstance(throttle, dict):
+                return
+            taken.append(dict(throttle))
+            if int(throttle.get("count", 1)) <= 1:
+                del controls["throttle"]
+            else:
+                controls["throttle"] = {**throttle, "count": int(throttle["count"]) - 1}
+
+        self.files.update_controls(change)
+        return taken[0] if taken else None
 
     def die(self, tool: str, when: str) -> NoReturn:
         logger.warning("SIGKILL: armed kill %s tool %r (pid %d)", when, tool, self.pid)
@@ -495,6 +517,7 @@ class FaultMiddleware:
         self.last_post: dict[str, float] = {}
         self.posts_in_flight: dict[str, int] = {}
         self.stale_answers = 0  # requests answered as carrying a stale session id
+        self.throttled = 0  # requests refused by an armed throttle
         self.modern_refused = 0  # 2026-07-28 requests refused (legacy_only)
         self.tools_listed = 0  # tools/list requests on a session (how often clients list the tools)
 
@@ -511,6 +534,18 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         modern = self._is_modern(scope)
+        if scope.get("method") == "POST" and (session_id is not None or modern):
+            throttle = self.state.take_throttle()
+            if throttle is not None:
+                self.throttled += 1
+                await self._drain(receive)
+                status = int(throttle.get("status", 429))
+                retry_after = throttle.get("retry_after")
+                logger.info("refusing a request with HTTP %d (Retry-After: %s)", status, retry_after)
+                headers = [(b"retry-after", str(retry_after).encode())] if retry_after is not None else []
+                body = json.dumps({"error": "slow down"}).encode()
+                await _respond(send, status, "application/json", body, headers)
+                return
         if self.stateless or (modern and not self.legacy_only):
             if modern and self.legacy_only:  # a pre-2026 stateless server checks only the version
                 await self._refuse_modern(scope, receive, send, session_id, unsupported=True)
@@ -653,6 +688,7 @@ class FaultMiddleware:
                 "generation": self.state.generation(controls),
                 "stale_style": self.state.stale_style(controls),
                 "stale_answers": self.stale_answers,
+                "throttled": self.throttled,
                 "modern_refused": self.modern_refused,
                 "tools_listed": self.tools_listed,
                 "legacy_only": self.legacy_only,
@@ -675,8 +711,10 @@ class FaultMiddleware:
         await _respond(send, status, content_type, body)
 
 
-async def _respond(send: Send, status: int, content_type: str | None, body: bytes) -> None:
-    headers = [(b"content-length", str(len(body)).encode())]
+async def _respond(
+    send: Send, status: int, content_type: str | None, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), *(extra or [])]
     if content_type is not None:
         headers.append((b"content-type", content_type.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})

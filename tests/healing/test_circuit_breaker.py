@@ -1,0 +1,82 @@
+"""The healing layer's circuit breaker: once a rebuild has failed for its whole deadline (the server is
+down), calls fail at once with one clear error naming the server, until one probe (a single rebuild
+attempt, however many calls arrive) finds it back. Session loss alone never opens it. mcp 1.x and 2.x,
+against the kit's real server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from healing_helpers import Events, error_text, raw_session, text
+
+from mcp_hooks.healing import relay
+
+pytestmark = [pytest.mark.usefixtures("healing"), pytest.mark.timeout(90)]
+
+
+@pytest.fixture
+def short_outages(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """A 1 s rebuild deadline and 0.5 s first probe; the links the relay opened, counted."""
+    monkeypatch.setattr(relay, "HEAL_DEADLINE", 1.0)
+    monkeypatch.setattr(relay, "BREAKER_PROBE_INITIAL", 0.5)
+    opened: list[Any] = []
+    original = relay._Link
+
+    class CountedLink(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(relay, "_Link", CountedLink)
+    return opened
+
+
+async def test_a_down_server_fails_fast_probes_once_and_closes(
+    server: Any, events: Events, short_outages: list[Any]
+) -> None:
+    async with raw_session(server.url) as session:
+        text(await session.call_tool("echo", {"text": "warm"}))
+        server.kill()
+        # the first call waits out the rebuild deadline, and opens the breaker
+        with pytest.raises(Exception) as first:
+            await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 20)
+        assert "unreachable" in error_text(first.value)
+        # while open: 100 calls fail at once, with what a model can act on, and nothing is attempted
+        links = len(short_outages)
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(session.call_tool("echo", {"text": str(i)}) for i in range(100)), return_exceptions=True),
+            20,
+        )
+        assert all(isinstance(a, Exception) for a in answers)
+        message = error_text(answers[0])  # type: ignore[arg-type]
+        assert f"MCP server {server.url} unreachable since" in message and "next probe in" in message, message
+        assert len(short_outages) == links, "a connection was attempted while the breaker was open"
+        # the probe is due: 100 calls arriving together cost one rebuild attempt (the server is still down)
+        await asyncio.sleep(0.6)
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(session.call_tool("echo", {"text": str(i)}) for i in range(100)), return_exceptions=True),
+            20,
+        )
+        assert all(isinstance(a, Exception) for a in answers)
+        assert len(short_outages) == links + 1, f"{len(short_outages) - links} attempts for one probe"
+        # the server is back: the first call after the next probe is due closes the breaker
+        server.start()
+        await asyncio.sleep(1.1)
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "back"}), 20)).startswith("back")
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "again"}), 20)).startswith("again")
+
+
+async def test_session_loss_alone_never_opens_the_breaker(server: Any, short_outages: list[Any]) -> None:
+    async with raw_session(server.url) as session:
+        for i in range(3):
+            text(await session.call_tool("echo", {"text": "warm"}))
+            server.expire_sessions()
+            assert text(await asyncio.wait_for(session.call_tool("echo", {"text": f"after {i}"}), 20)).startswith(
+                "after"
+            )
+        await asyncio.to_thread(server.restart)
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "restarted"}), 20)).startswith(
+            "restarted"
+        )
