@@ -188,6 +188,77 @@ async def storm(suite: Suite, srv: FaultServer) -> None:
         pm.unregister(name=name)
 
 
+async def down_server(suite: Suite, srv: FaultServer) -> None:
+    """The circuit breaker: calls while the server is down, once a rebuild has failed for its deadline."""
+    from mcp_hooks.healing import relay
+
+    opened: list[Any] = []
+    original_link, original_deadline = relay._Link, relay.HEAL_DEADLINE
+
+    class CountedLink(original_link):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    relay._Link, relay.HEAL_DEADLINE = CountedLink, 1.0
+    count = 20 if suite.quick else 200
+    try:
+        async with sdk_session(srv.url, healed=True) as session:
+            _text(await session.call_tool(*ECHO))
+            srv.kill()
+            started = time.perf_counter()
+            with contextlib.suppress(Exception):
+                await session.call_tool(*ECHO)  # waits out the (shortened) rebuild deadline: opens the breaker
+            first = time.perf_counter() - started
+            samples: list[float] = []
+            for _ in range(count):
+                started = time.perf_counter()
+                try:
+                    await session.call_tool(*ECHO)
+                except Exception:
+                    samples.append(time.perf_counter() - started)
+                else:
+                    fail("circuit breaker: a call answered while the server was down")
+            before = len(opened)
+            await asyncio.sleep(relay.BREAKER_PROBE_INITIAL * 2 + 0.2)  # a probe is due (at most one failed yet)
+            burst = await asyncio.gather(*(session.call_tool(*ECHO) for _ in range(100)), return_exceptions=True)
+            attempts = len(opened) - before
+            if not all(isinstance(a, BaseException) for a in burst):
+                fail("circuit breaker: a call answered while the server was down")
+            srv.start()
+    finally:
+        relay._Link, relay.HEAL_DEADLINE = original_link, original_deadline
+    fast = median(samples)
+    suite.add(
+        Figure(
+            "sdk_healing.breaker.fail_fast",
+            GROUP,
+            "a call while the server is down, once the circuit breaker is open, vs the first call (which waits "
+            "out the rebuild deadline)",
+            fast * 1e3,
+            first * 1e3,
+            "ms",
+            f"{fmt_ms(fast)} (the first call: {fmt_ms(first)}, with the deadline shortened to 1 s; 15 s by default)",
+            "< 5 ms",
+            fast < 0.005,
+            note=f"median of {count} calls",
+        )
+    )
+    suite.add(
+        Figure(
+            "sdk_healing.breaker.probe",
+            GROUP,
+            "100 concurrent calls while the server is down, when a probe is due: connection attempts",
+            float(attempts),
+            100.0,
+            "attempts",
+            f"{attempts} attempt(s) for 100 calls",
+            "1",
+            attempts == 1,
+        )
+    )
+
+
 async def run(suite: Suite, srv: FaultServer) -> None:
     """Every figure of this part; healing is on only while they are measured."""
     mcp_hooks.instrument("mcp")
@@ -198,5 +269,7 @@ async def run(suite: Suite, srv: FaultServer) -> None:
         await after_restart(suite, srv)
         print("healing beneath the SDK session: storm", flush=True)
         await storm(suite, srv)
+        print("healing beneath the SDK session: a server that stays down", flush=True)
+        await down_server(suite, srv)
     finally:
         mcp_hooks.uninstrument("mcp")

@@ -13,6 +13,7 @@ from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_los
 from .connection import ResilientSession, connect
 from .decorate import with_mcp_recovery
 from .detect import is_session_expired
+from .engine import CircuitOpen
 from .hookspecs import hookimpl, hookspec
 from .integration import Integration, instrument, integrations, uninstrument
 from .manager import (
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AttachHandle",
+    "CircuitOpen",
     "Integration",
     "Loss",
     "McpHooksPluginManager",

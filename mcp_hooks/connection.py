@@ -42,6 +42,7 @@ from .classify import Loss, SessionLostMark, classify, mark_session_lost
 from .engine import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_RECONNECTS,
+    CircuitOpen,
     RebuildTimeout,
     RecoveryPolicy,
     _Flight,
@@ -68,6 +69,11 @@ REBUILD_ATTEMPT = 10.0
 #: Backoff of background healing while the server is down.
 HEAL_BACKOFF_INITIAL = 0.1
 HEAL_BACKOFF_MAX = 2.0
+#: Circuit breaker (with ``heal``): once no session could be opened for this long, calls fail at once
+#: with :class:`CircuitOpen` while the background heal keeps trying (every ``HEAL_BACKOFF_MAX`` s at most).
+BREAKER_AFTER = 15.0
+BREAKER_POLL = 0.5
+BREAKER_SLICE = 2.0
 
 # Set on the failure path of a call, read by the rebuild it asks for (same task).
 _failed_generation: contextvars.ContextVar[int] = contextvars.ContextVar("mcp_hooks_failed_generation", default=0)
@@ -220,6 +226,7 @@ class _Options:
     mode: str
     heal: bool
     keepalive: float | None
+    breaker_after: float | None
     client_info: Any
     session_kwargs: Mapping[str, Any]
 
@@ -255,6 +262,8 @@ class ResilientSession:
         self._wanted = asyncio.Event()
         self._build: asyncio.Future[BaseException | None] | None = None
         self._heal_task: asyncio.Task[None] | None = None
+        #: (monotonic, wall-clock) time since when no session could be opened (None: one is open).
+        self._unreachable_since: tuple[float, float] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self._ping_unsupported = False
         self._deadline = deadline
@@ -436,6 +445,7 @@ class ResilientSession:
                 return link
             if self._closing:
                 raise RuntimeError(f"the MCP session to {self.server} is closed")
+            self._check_breaker()
             if link is None:
                 await self._heal(0, deadline_at)
             else:
@@ -444,15 +454,40 @@ class ResilientSession:
 
     # --- rebuilding --------------------------------------------------------------------------------------
 
+    def _check_breaker(self) -> None:
+        error = self._breaker_error()
+        if error is not None:
+            raise error
+
+    def _breaker_error(self) -> CircuitOpen | None:
+        """:class:`CircuitOpen` when no session could be opened for ``breaker_after`` seconds while the
+        background heal keeps trying: a call would only wait its deadline for nothing."""
+        down = self._unreachable_since
+        after = self._options.breaker_after
+        if down is None or after is None or not self._options.heal or self._closing:
+            return None
+        link = self._link
+        if link is not None and link.usable:
+            return None
+        if time.monotonic() - down[0] < after:
+            return None
+        since = time.strftime("%H:%M:%S", time.localtime(down[1]))
+        return CircuitOpen(
+            f"MCP server {self.server} unreachable since {since} ({time.time() - down[1]:.0f} s); "
+            f"still trying to reach it in the background (every {HEAL_BACKOFF_MAX:g} s at most)"
+        )
+
     async def _reconnect_for_engine(self, call: ToolCall) -> None:
         deadline_at = _call_deadline.get() or (time.monotonic() + self._deadline)
+        self._check_breaker()
         # One engine rebuild retries (with backoff) for a while, not for the whole deadline, so that a
         # call whose outcome is already decided (lost in flight, not safe to replay) settles in time.
         await self._heal(_failed_generation.get(), min(deadline_at, time.monotonic() + REBUILD_ATTEMPT))
 
-    async def _heal(self, failed_generation: int, deadline_at: float) -> None:
+    async def _heal(self, failed_generation: int, deadline_at: float, *, background: bool = False) -> None:
         """Make sure a link newer than ``failed_generation`` is usable, rebuilding (once, shared) as
-        needed and retrying with backoff while the server is down, until ``deadline_at``."""
+        needed and retrying with backoff while the server is down, until ``deadline_at`` (a call's wait
+        ends early with :class:`CircuitOpen`; the background heal's never does)."""
         failures = 0
         last: BaseException | None = None
         while True:
@@ -461,6 +496,8 @@ class ResilientSession:
                 return
             if self._closing:
                 raise RuntimeError(f"the MCP session to {self.server} is closed")
+            if not background:
+                self._check_breaker()
             if link is not None and link.usable and link.generation == failed_generation:
                 self._give_up_link(link, SessionLostMark(Loss.REJECTED, detail="a call found the session gone"))
             build = self._build
@@ -508,14 +545,14 @@ class ResilientSession:
 
     async def _heal_in_background(self, generation: int) -> None:
         try:
-            await self._lead_rebuild(generation, float("inf"))
+            await self._lead_rebuild(generation, float("inf"), background=True)
         except Exception as exc:  # only when closing
             log.debug("mcp_hooks: background healing of %s stopped: %r", self.server, exc)
             return
 
     # --- rebuilds the connection leads itself, reported to the hooks ------------------------------------------
 
-    async def _lead_rebuild(self, generation: int, deadline_at: float) -> None:
+    async def _lead_rebuild(self, generation: int, deadline_at: float, *, background: bool = False) -> None:
         """Make sure a link newer than ``generation`` is usable: a rebuild that no failed call leads
         (background healing, or a call that found the link already given up).
 
@@ -545,7 +582,10 @@ class ResilientSession:
                 if flight is None:  # a failed call leads a rebuild (reported by the engine): wait for it
                     led = self._gate.flight
                     if led is not None:
-                        await led.wait_async(min(remaining, REBUILD_ATTEMPT))
+                        # a call looks at the circuit breaker again every BREAKER_POLL s while it waits
+                        await led.wait_async(min(remaining, REBUILD_ATTEMPT if background else BREAKER_POLL))
+                    if not background:
+                        self._check_breaker()
                     continue
                 if call is None:
                     call = self._report_rebuild(pm, link)
@@ -553,14 +593,19 @@ class ResilientSession:
                 failure: BaseException | None = _LeaderCancelled(
                     f"the rebuild of the session to {self.server} was cancelled"
                 )
+                # With the breaker on, the background heal leads in short slices: calls waiting on it hear
+                # at each slice's end, as CircuitOpen once the server has been down long enough.
+                slice_s = REBUILD_ATTEMPT if not background or self._options.breaker_after is None else BREAKER_SLICE
                 try:
-                    await self._heal(generation, min(deadline_at, time.monotonic() + REBUILD_ATTEMPT))
+                    await self._heal(generation, min(deadline_at, time.monotonic() + slice_s), background=background)
                     failure = None
                 except Exception as exc:
                     failure = exc
                     if self._closing or time.monotonic() >= deadline_at:
                         raise
                 finally:
+                    if failure is not None and background:
+                        failure = self._breaker_error() or failure
                     self._end_rebuild(flight, failure)
         except BaseException as exc:
             if call is not None:
@@ -663,6 +708,9 @@ class ResilientSession:
                     self._link = link
                     link.usable = True
                     published = True
+                    if self._unreachable_since is not None:
+                        log.info("mcp_hooks: %s answers again", self.server)
+                        self._unreachable_since = None
                     if build is not None and not build.done():
                         build.set_result(None)
                     if self._build is build:
@@ -677,6 +725,8 @@ class ResilientSession:
                 link.death = exc
                 if not published:
                     log.info("mcp_hooks: could not open a session to %s: %s", self.server, _describe(exc))
+                    if self._unreachable_since is None and self._link is not None:
+                        self._unreachable_since = (time.monotonic(), time.time())
                     if build is not None and not build.done():
                         build.set_result(_unwrap(exc))
                     if self._build is build:
@@ -946,6 +996,7 @@ async def connect(
     replay_safe_tools: Iterable[str] = (),
     heal: bool = True,
     keepalive: float | None = None,
+    breaker_after: float | None = BREAKER_AFTER,
     client_info: Any = None,
     plugin_manager: pluggy.PluginManager | None = None,
     **session_kwargs: Any,
@@ -967,6 +1018,9 @@ async def connect(
     :param max_reconnects: rebuilds per call (3); ``deadline``: seconds per call including recovery (30).
     :param replay_safe_tools: tool names always safe to replay.
     :param heal: rebuild in the background as soon as the transport sees the session lost (default on).
+    :param breaker_after: with ``heal``, once no session could be opened for this many seconds (15), calls
+        fail at once with :class:`~mcp_hooks.CircuitOpen` ("unreachable since ...") instead of waiting
+        their deadline, until the background heal reaches the server again; ``None``: never.
     :param keepalive: seconds between pings while idle (opt-in; below the server's idle timeout);
         falls back to ``list_tools`` when the server answers ping with -32601.
     :param session_kwargs: passed to ``ClientSession`` (1.x) or ``mcp.Client`` (2.x): callbacks etc.
@@ -982,6 +1036,12 @@ async def connect(
         raise ValueError("connect: option 'mode' needs mcp 2.x (mcp 1.x always uses the initialize handshake)")
     if keepalive is not None and (isinstance(keepalive, bool) or not keepalive > 0):
         raise ValueError(f"connect: option 'keepalive' must be a positive number of seconds, got {keepalive!r}")
+    if breaker_after is not None and (
+        isinstance(breaker_after, bool) or not isinstance(breaker_after, (int, float)) or not breaker_after > 0
+    ):
+        raise ValueError(
+            f"connect: option 'breaker_after' must be a positive number of seconds or None, got {breaker_after!r}"
+        )
     from .options import build_policy
 
     build_policy(
@@ -1002,6 +1062,7 @@ async def connect(
         mode=mode,
         heal=heal,
         keepalive=keepalive,
+        breaker_after=breaker_after,
         client_info=client_info,
         session_kwargs=session_kwargs,
     )

@@ -125,6 +125,11 @@ class RebuildTimeout(Exception):
     """A rebuild (or the wait for another caller's) ran into the call's deadline."""
 
 
+class CircuitOpen(RebuildTimeout, ConnectionError):
+    """The server has been unreachable for a while: no rebuild is attempted for this call (a circuit
+    breaker); the message names the server and since when. Recovery gives up with this error itself."""
+
+
 class _LeaderCancelled(RuntimeError):
     """What followers learn when the call leading their rebuild was cancelled: not a real error."""
 
@@ -250,6 +255,8 @@ def _recovery(
                 # not, the answer is the same, so give it now rather than after the server returns.
                 raise _uncertain(pm, call, lost, "and the session could not be rebuilt yet")
             if isinstance(failure, RebuildTimeout):
+                if isinstance(failure, CircuitOpen):
+                    error = failure  # says what the caller can act on: the server is down, since when
                 _give_up(pm, policy, call, error, rebuilds, unreachable, _monotonic() - started)
                 raise error
             if server_unreachable(failure):

@@ -36,6 +36,8 @@ EXPECTED = {
     "sdk_healing.storm.n1",
     "sdk_healing.storm.n10",
     "sdk_healing.storm.n100",
+    "sdk_healing.breaker.fail_fast",
+    "sdk_healing.breaker.probe",
 }
 
 
@@ -55,6 +57,10 @@ def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     for n in (1, 10, 100):
         assert figures[f"storm.n{n}"]["result"].startswith(f"1 reconnect(s), {n}/{n} answered"), figures[f"storm.n{n}"]
     assert figures["memory.sessions10"]["ours"] > figures["memory.sessions1"]["ours"]
+    # The circuit breaker: 100 calls while the server is down cost one connection attempt.
+    assert figures["sdk_healing.breaker.probe"]["result"].startswith("1 attempt(s)"), figures[
+        "sdk_healing.breaker.probe"
+    ]
 
 
 def test_report_renders_the_table(tmp_path: Path) -> None:
