@@ -13,7 +13,7 @@ from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_los
 from .connection import ResilientSession, connect
 from .decorate import with_mcp_recovery
 from .detect import is_session_expired
-from .engine import CircuitOpen
+from .engine import CircuitOpen, CredentialsRefused
 from .hookspecs import hookimpl, hookspec
 from .integration import Integration, instrument, integrations, uninstrument
 from .manager import (
@@ -31,6 +31,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "AttachHandle",
     "CircuitOpen",
+    "CredentialsRefused",
     "Integration",
     "Loss",
     "McpHooksPluginManager",

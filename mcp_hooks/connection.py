@@ -43,6 +43,7 @@ from .engine import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_RECONNECTS,
     CircuitOpen,
+    CredentialsRefused,
     RebuildTimeout,
     RecoveryPolicy,
     _Flight,
@@ -52,7 +53,7 @@ from .engine import (
     recover_async,
 )
 from .healing.sdk_patch import bypass
-from .healing.watch import EventSeen, event_stream, send_refusable
+from .healing.watch import EventSeen, event_stream, send_refusable, session_gone
 from .manager import notify
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
@@ -119,6 +120,7 @@ class _Link:
         self.annotations: dict[str, Any] | None = None
         self.opening: asyncio.Task[Any] | None = None  # the owner task, while it opens this link
         self.aborted: str | None = None  # why its opening was cut short
+        self.refused_credentials: int | None = None  # 401/403 to this link's handshake
 
     def abort_opening(self, why: str) -> None:
         """Cut short an opening that can no longer succeed (its handshake was lost, or it took too long)."""
@@ -191,7 +193,11 @@ class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             issued = response.headers.get("mcp-session-id")
             if issued:
                 link.session_id = issued
-        elif status in (404, 410) or status == 400:
+            if status in (401, 403) and request.method == "POST":
+                link.refused_credentials = status  # a new session's handshake: the credentials are refused
+        elif status in (404, 410, 401) or status == 400:
+            if status == 401:  # taken as the session dropped (a gateway's GC): the SDK is shown a 404
+                response = await session_gone(response, request)
             if status == 400:
                 body = b""
                 async for chunk in response.stream:
@@ -514,6 +520,8 @@ class ResilientSession:
                 raise RebuildTimeout(f"no session to {self.server} could be built before the deadline") from None
             if error is None:
                 continue
+            if isinstance(error, CredentialsRefused):
+                raise error  # retrying cannot help until the credentials change: the next call tries again
             last = error
             failures += 1
             pause = min(HEAL_BACKOFF_MAX, HEAL_BACKOFF_INITIAL * 2 ** (failures - 1))
@@ -601,7 +609,7 @@ class ResilientSession:
                     failure = None
                 except Exception as exc:
                     failure = exc
-                    if self._closing or time.monotonic() >= deadline_at:
+                    if self._closing or time.monotonic() >= deadline_at or isinstance(exc, CredentialsRefused):
                         raise
                 finally:
                     if failure is not None and background:
@@ -723,6 +731,11 @@ class ResilientSession:
                     self._cut_callers(link)
             except Exception as exc:
                 link.death = exc
+                if not published and link.refused_credentials is not None:
+                    exc = CredentialsRefused(
+                        f"MCP server {self.server} refused the credentials (HTTP {link.refused_credentials}) "
+                        "when a new session was opened"
+                    )
                 if not published:
                     log.info("mcp_hooks: could not open a session to %s: %s", self.server, _describe(exc))
                     if self._unreachable_since is None and self._link is not None:

@@ -125,9 +125,19 @@ class RebuildTimeout(Exception):
     """A rebuild (or the wait for another caller's) ran into the call's deadline."""
 
 
-class CircuitOpen(RebuildTimeout, ConnectionError):
+class RebuildRefused(RebuildTimeout):
+    """No rebuild is worth attempting for this call now: recovery gives up at once, with this error itself."""
+
+
+class CircuitOpen(RebuildRefused, ConnectionError):
     """The server has been unreachable for a while: no rebuild is attempted for this call (a circuit
-    breaker); the message names the server and since when. Recovery gives up with this error itself."""
+    breaker); the message names the server and since when."""
+
+
+class CredentialsRefused(RebuildRefused, PermissionError):
+    """The server refused the credentials (HTTP 401 or 403) to a new session's handshake: an auth
+    failure, not session loss (a 401 to a request of an old session is taken as the session dropped,
+    once). The message names the server and the status, never a credential."""
 
 
 class _LeaderCancelled(RuntimeError):
@@ -255,8 +265,8 @@ def _recovery(
                 # not, the answer is the same, so give it now rather than after the server returns.
                 raise _uncertain(pm, call, lost, "and the session could not be rebuilt yet")
             if isinstance(failure, RebuildTimeout):
-                if isinstance(failure, CircuitOpen):
-                    error = failure  # says what the caller can act on: the server is down, since when
+                if isinstance(failure, RebuildRefused):
+                    error = failure  # says what the caller can act on (the server is down, or refuses us)
                 _give_up(pm, policy, call, error, rebuilds, unreachable, _monotonic() - started)
                 raise error
             if server_unreachable(failure):

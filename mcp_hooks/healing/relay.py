@@ -156,6 +156,7 @@ class _Link:
         self.waiters: dict[str, list[Any]] = {}
         self.change = anyio.Event()
         self.watched = False
+        self.refused_credentials: int | None = None  # 401/403 to the handshake on this link
 
     @property
     def server(self) -> str:
@@ -180,6 +181,10 @@ class _Link:
 
     def standing_stream_ended(self) -> None:
         self.relay._suspect(self)
+
+    def credentials_refused(self, status: int) -> None:
+        self.refused_credentials = status
+        self.give_up(f"the server refused the credentials (HTTP {status})")
 
     def give_up(self, cause: str, evidence: BaseException | None = None) -> None:
         if not self.gone:
@@ -607,10 +612,22 @@ class Relay:
                 await self._give_up_for_good(short_lives)
                 return
             since = self._outage_since or now
+            if link.refused_credentials is not None and not live:
+                # An auth failure, not an outage: the waiting requests are told at once, no breaker; the
+                # next request tries again (the credentials may have been refreshed meanwhile).
+                await self._fail_waiting(
+                    f"the server refused the credentials (HTTP {link.refused_credentials}) when the session "
+                    "was rebuilt",
+                    unreachable=False,
+                )
+                self._outage_since = None
+                failures = 0
+                await self._until_wanted()
+                continue
             breaker = self._breaker
             if breaker is not None and not live:  # the one probe failed: fail fast again until the next
                 breaker.probe_failed()
-                await self._fail_waiting(breaker.describe(self.server))
+                await self._fail_waiting(breaker.describe(self.server), unreachable=False)
                 await self._until_wanted()
                 continue
             if failures:
@@ -768,13 +785,14 @@ class Relay:
         with anyio.move_on_after(max(0.0, wait - BACKOFF_INITIAL)):
             await self._wanted.wait()
 
-    async def _fail_waiting(self, why: str) -> None:
+    async def _fail_waiting(self, why: str, *, unreachable: bool = True) -> None:
+        said = f"MCP server {self.server} unreachable: {why}" if unreachable else f"MCP server {self.server}: {why}"
         for pending in list(self._pending.values()):
             if pending.link is None:
                 error = _lost_error(pending.lost or Loss.REJECTED, why, pending.method)
                 self._tell("on_giveup", pending, error=error)
-                await self._answer_error(pending, f"MCP server {self.server} unreachable: {why}")
-        self._rebuild_over(ConnectionError(f"MCP server {self.server} unreachable: {why}"))
+                await self._answer_error(pending, said)
+        self._rebuild_over(ConnectionError(said))
         log.debug("mcp_hooks: gave up rebuilding the session of %s: %s", self.server, why)
 
     async def _give_up_for_good(self, deaths: int) -> None:

@@ -66,6 +66,8 @@ class LinkEvents(Protocol):
 
     def standing_stream_ended(self) -> None: ...
 
+    def credentials_refused(self, status: int) -> None: ...
+
 
 #: The link whose SDK transport is making the current request (unset outside healed sessions).
 current_link: contextvars.ContextVar[LinkEvents | None] = contextvars.ContextVar("mcp_hooks_link", default=None)
@@ -208,6 +210,13 @@ class EventSeen:
         return EventStreamEnd("the server closed the response stream before it answered")
 
 
+async def session_gone(response: Any, request: Any) -> Any:
+    """A 401 to a request that carried the session id, shown to the SDK as the 404 it understands as
+    session loss (it would tear its whole transport down on the 401: mcp 1.x raises it in its writer)."""
+    await response.aclose()
+    return _httpx.Response(404, request=request)
+
+
 def event_stream(response: Any) -> bool:
     return str(response.headers.get("content-type", "")).startswith("text/event-stream")
 
@@ -267,8 +276,14 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
         issued = response.headers.get("mcp-session-id")
         if issued is not None and status < 300:
             link.session_id_seen = issued
-        if status in (400, 404, 410) and request.headers.get("mcp-session-id") is not None:
+        carried_session = request.headers.get("mcp-session-id") is not None
+        if status in (401, 403) and not carried_session and request.method == "POST":
+            link.credentials_refused(status)  # a new session's handshake: an auth failure, not session loss
+            return response
+        if status in (400, 401, 404, 410) and carried_session:
             named = True
+            if status == 401:
+                response = await session_gone(response, request)
             if status == 400:
                 body = b""
                 async for chunk in response.stream:

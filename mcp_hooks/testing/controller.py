@@ -833,6 +833,17 @@ class FaultServer:
             lambda c: c.__setitem__("throttle", {"status": status, "retry_after": value, "count": count})
         )
 
+    def answer_stale_with_401(self, on: bool = True) -> None:
+        """Answer stale sessions with 401 ``invalid_token`` instead of the stale style (a gateway that
+        dropped an idle session and blames the credentials). ``health()["unauthorized"]`` counts them."""
+        self._files.update_controls(lambda c: c.__setitem__("stale_401", True) if on else c.pop("stale_401", None))
+
+    def refuse_credentials(self, on: bool = True) -> None:
+        """Answer every request 401 ``invalid_token`` (bad credentials), until called with ``False``."""
+        self._files.update_controls(
+            lambda c: c.__setitem__("refuse_credentials", True) if on else c.pop("refuse_credentials", None)
+        )
+
     def set_stale_style(self, style: str) -> None:
         """Change how stale session ids are answered, at run time (see ``STALE_STYLES``)."""
         if style not in STALE_STYLES:

@@ -37,6 +37,9 @@ on every request and tool call (a ``stat``; parsed again when it changed):
 * ``throttle``: ``{"status": 429|503, "retry_after": "seconds or HTTP date"|null, "count": n}``: the
   next ``n`` requests that are not a handshake (POSTs carrying a session id, or of the session-less
   protocol) are refused with that status and ``Retry-After`` header, never run (``health()["throttled"]``);
+* ``stale_401``: ``true``: stale sessions are answered 401 ``invalid_token`` instead of the stale style
+  (a gateway that dropped an idle session and blames the token);
+* ``refuse_credentials``: ``true``: every request is answered 401 (the credentials are bad);
 * ``expire_sessions``: a generation number; sessions issued under an older one are expired;
 * ``delay``: ``{"tool": name|null, "seconds": s}``;
 * ``stale_style``: how stale session ids are answered (overrides ``--stale-style``);
@@ -518,6 +521,7 @@ class FaultMiddleware:
         self.posts_in_flight: dict[str, int] = {}
         self.stale_answers = 0  # requests answered as carrying a stale session id
         self.throttled = 0  # requests refused by an armed throttle
+        self.unauthorized = 0  # requests answered 401 (refuse_credentials, stale_401)
         self.modern_refused = 0  # 2026-07-28 requests refused (legacy_only)
         self.tools_listed = 0  # tools/list requests on a session (how often clients list the tools)
 
@@ -534,6 +538,11 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         modern = self._is_modern(scope)
+        if self.state.controls().get("refuse_credentials"):
+            self.unauthorized += 1
+            await self._drain(receive)
+            await _respond(send, 401, "application/json", b'{"error":"invalid_token"}', _CHALLENGE)
+            return
         if scope.get("method") == "POST" and (session_id is not None or modern):
             throttle = self.state.take_throttle()
             if throttle is not None:
@@ -557,7 +566,11 @@ class FaultMiddleware:
         if session_id is not None and self._is_stale(session_id, controls):
             self.stale_answers += 1
             logger.info("stale session %s (%s): answering in style %r", session_id[:64], scope["method"], style)
-            if style == "python":
+            if controls.get("stale_401"):  # a gateway that dropped the session answers as if the token were bad
+                self.unauthorized += 1
+                await self._drain(receive)
+                await _respond(send, 401, "application/json", b'{"error":"invalid_token"}', _CHALLENGE)
+            elif style == "python":
                 # Make the SDK answer with its own bytes, as for any id it never issued.
                 scope = dict(scope)
                 scope["headers"] = [
@@ -689,6 +702,7 @@ class FaultMiddleware:
                 "stale_style": self.state.stale_style(controls),
                 "stale_answers": self.stale_answers,
                 "throttled": self.throttled,
+                "unauthorized": self.unauthorized,
                 "modern_refused": self.modern_refused,
                 "tools_listed": self.tools_listed,
                 "legacy_only": self.legacy_only,
@@ -709,6 +723,9 @@ class FaultMiddleware:
     async def _answer_stale(style: str, send: Send) -> None:
         status, content_type, body = STALE_RESPONSES[style]
         await _respond(send, status, content_type, body)
+
+
+_CHALLENGE = [(b"www-authenticate", b'Bearer error="invalid_token"')]
 
 
 async def _respond(
