@@ -84,6 +84,65 @@ def wave2a_mcp2(session: nox.Session) -> None:
     session.run(*PYTEST, "tests/integrations/wave2a", *session.posargs)
 
 
+#: Frameworks that are mcp 1.x only in practice (each declares an unbounded ``mcp``), sharing one environment.
+#: autogen-agentchat is for the agent-level test (``AssistantAgent``); camel-ai pins pydantic <= 2.12.0 and
+#: websockets < 15.1, which the other two accept.
+WAVE2B_MCP1 = (
+    "autogen-ext[mcp]==0.7.5",
+    "autogen-agentchat==0.7.5",
+    "smolagents[mcp]==1.26.0",
+    "mcpadapt==0.1.19",
+    "camel-ai==0.2.90",
+)
+WAVE2B_FILES_MCP1_ONLY = ("test_autogen_ext.py", "test_smolagents.py", "test_camel.py")
+
+
+@nox.session(name="wave2b-mcp1")
+def wave2b_mcp1(session: nox.Session) -> None:
+    """autogen-ext's ``McpWorkbench``, smolagents over mcpadapt and camel-ai's ``MCPToolkit`` through their own
+    tool paths, healed by ``instrument("mcp")`` alone, under the newest mcp 1.x."""
+    session.install("-e", ".[test]", MCP_LINES["mcp1"], *WAVE2B_MCP1)
+    session.run(*PYTEST, *(f"tests/integrations/wave2b/{name}" for name in WAVE2B_FILES_MCP1_ONLY), *session.posargs)
+
+
+#: crewai pins ``mcp>=1.30,<2`` (so mcp 1.30.0 exactly); mcp-haystack runs on either major and joins it.
+WAVE2B_CREWAI_MCP1 = (
+    "mcp==1.30.0",
+    "crewai==1.15.30",
+    "crewai-tools[mcp]==1.15.30",
+    "mcpadapt==0.1.19",
+    "mcp-haystack==2.1.1",
+    "haystack-ai==3.4.1",
+)
+WAVE2B_FILES_MCP1 = ("test_crewai.py", "test_haystack.py")
+
+
+@nox.session(name="wave2b-crewai-mcp1")
+def wave2b_crewai_mcp1(session: nox.Session) -> None:
+    """crewai-tools' ``MCPServerAdapter``, crewai's native ``mcps=`` and mcp-haystack through their own tool
+    paths, healed by ``instrument("mcp")`` alone, under mcp 1.30.0 (crewai's pin)."""
+    session.install("-e", ".[test]", *WAVE2B_CREWAI_MCP1)
+    session.run(*PYTEST, *(f"tests/integrations/wave2b/{name}" for name in WAVE2B_FILES_MCP1), *session.posargs)
+
+
+#: llama-index-tools-mcp 0.6 needs mcp 2.x; mcp-haystack again, on the other major.
+WAVE2B_MCP2 = (
+    "llama-index-tools-mcp==0.6.0",
+    "llama-index-core==0.14.25",
+    "mcp-haystack==2.1.1",
+    "haystack-ai==3.4.1",
+)
+WAVE2B_FILES_MCP2 = ("test_llama_index.py", "test_haystack.py")
+
+
+@nox.session(name="wave2b-mcp2")
+def wave2b_mcp2(session: nox.Session) -> None:
+    """llama-index-tools-mcp and mcp-haystack through their own tool paths, healed by ``instrument("mcp")``
+    alone, under the newest mcp 2.x."""
+    session.install("-e", ".[test]", MCP_LINES["mcp2"], *WAVE2B_MCP2)
+    session.run(*PYTEST, *(f"tests/integrations/wave2b/{name}" for name in WAVE2B_FILES_MCP2), *session.posargs)
+
+
 @nox.session(name="bench-wave2a-mcp1", default=False)
 def bench_wave2a_mcp1(session: nox.Session) -> None:
     """langchain-mcp-adapters, strands-agents, mcp-use and semantic-kernel alone and healed (figures only)."""

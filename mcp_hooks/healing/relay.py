@@ -878,24 +878,27 @@ async def healed_streams(
     to_session, session_read = anyio.create_memory_object_stream[Any](0)
     session_write, from_session = anyio.create_memory_object_stream[Any](0)
     relay._session_send = to_session
-    async with anyio.create_task_group() as tg:
-        relay._tg = tg
-        await tg.start(relay.own)
-        tg.start_soon(relay._up, from_session)
-        try:
-            writer = _SessionWriter(session_write, relay)
-            if with_session_id:
-                yield session_read, writer, relay.session_id
-            else:
-                yield session_read, writer
-        finally:
-            relay._closing = True
-            await session_write.aclose()
-            link = relay._link
-            if link is not None:
-                link.trouble.set()
-            relay._wanted.set()
-            with anyio.move_on_after(CLOSE_TIMEOUT):
-                await relay.closed.wait()
-            tg.cancel_scope.cancel()
-    _close(to_session, session_read, session_write, from_session)
+    try:
+        async with anyio.create_task_group() as tg:
+            relay._tg = tg
+            await tg.start(relay.own)
+            tg.start_soon(relay._up, from_session)
+            try:
+                writer = _SessionWriter(session_write, relay)
+                if with_session_id:
+                    yield session_read, writer, relay.session_id
+                else:
+                    yield session_read, writer
+            finally:
+                relay._closing = True
+                await session_write.aclose()
+                link = relay._link
+                if link is not None:
+                    link.trouble.set()
+                relay._wanted.set()
+                with anyio.move_on_after(CLOSE_TIMEOUT):
+                    await relay.closed.wait()
+                tg.cancel_scope.cancel()
+    finally:
+        # also when leaving the task group raises (a host task cancelled, an error in the transport's owner)
+        _close(to_session, session_read, session_write, from_session)
