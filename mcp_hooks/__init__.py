@@ -8,7 +8,7 @@ answer last, so any plugin can add or veto a case.
 from __future__ import annotations
 
 from .attach import AttachHandle, attach
-from .calls import OutcomeUncertain, ToolCall
+from .calls import CallTimeout, OutcomeUncertain, ToolCall
 from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_lost, session_lost_mark
 from .connection import ResilientSession, connect
 from .decorate import with_mcp_recovery
@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AttachHandle",
+    "CallTimeout",
     "CircuitOpen",
     "CredentialsRefused",
     "Integration",

@@ -1,4 +1,5 @@
-"""What every hook receives (:class:`ToolCall`) and what a refused replay raises (:class:`OutcomeUncertain`)."""
+"""What every hook receives (:class:`ToolCall`), what a refused replay raises (:class:`OutcomeUncertain`) and
+what a silent tool call ends with (:class:`CallTimeout`)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,34 @@ class OutcomeUncertain(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.server, self.tool, self.reason))
+
+
+class CallTimeout(TimeoutError):
+    """A tool call sent nothing back (no answer, no progress notification) for ``seconds``: it was given up.
+
+    Not session loss: the session is kept and nothing is sent again (a tool that went silent once would
+    again). ``outcome_uncertain`` is ``True`` unless the tool is known to be safe to run twice, and then
+    the message tells a model to check whether the action took effect before trying it again.
+    """
+
+    def __init__(self, server: str, tool: str | None, seconds: float, outcome_uncertain: bool = True) -> None:
+        self.server = server
+        self.tool = tool
+        self.seconds = seconds
+        self.outcome_uncertain = outcome_uncertain
+        what = f"tool {tool!r}" if tool else "the request"
+        msg = (
+            f"MCP server {server}: {what} sent no answer and no progress for {seconds:g} s and was given up; "
+            "the server and the session are fine. "
+        )
+        if outcome_uncertain:
+            msg += (
+                "Outcome uncertain: it may still be running or have run; check whether the action took effect "
+                "before trying it again."
+            )
+        else:
+            msg += "It is safe to try again."
+        super().__init__(msg)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.server, self.tool, self.seconds, self.outcome_uncertain))

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pluggy
 
 from . import redact, telemetry
-from .calls import ToolCall
+from .calls import CallTimeout, ToolCall
 from .classify import Loss, SessionLostMark, classify, mark_session_lost
 from .engine import (
     DEFAULT_DEADLINE,
@@ -54,7 +54,7 @@ from .engine import (
 )
 from .healing.sdk_patch import bypass
 from .healing.watch import EventSeen, event_stream, send_refusable, session_gone
-from .manager import notify
+from .manager import decide, notify
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
 
@@ -86,6 +86,49 @@ def _uncancel(task: asyncio.Task[Any]) -> None:
     uncancel = getattr(task, "uncancel", None)
     if uncancel is not None:
         uncancel()
+
+
+#: The key under which ``call_tool(call_timeout=...)`` travels to ``_attempt`` (never passed to the SDK).
+_CALL_TIMEOUT = "__mcp_hooks_call_timeout__"
+
+
+def _check_call_timeout(where: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{where}: option 'call_timeout' must be a positive number of seconds, got {value!r}")
+
+
+class _Silence:
+    """Cancels a call's task once the call has been silent (no answer, no progress notification for it)
+    for ``limit`` seconds; every progress notification starts the count again."""
+
+    def __init__(self, task: asyncio.Task[Any], limit: float) -> None:
+        self.task = task
+        self.limit = limit
+        self.fired = False
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(limit, self._fire)
+
+    def _fire(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+    def heard(self) -> None:
+        if not self.fired:
+            self._timer.cancel()
+            self._timer = self._loop.call_later(self.limit, self._fire)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    def listening(self, user: Callable[..., Awaitable[None]] | None) -> Callable[..., Awaitable[None]]:
+        """A progress callback for the SDK that restarts the count, then calls the user's own."""
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            self.heard()
+            if user is not None:
+                await user(progress, total, message)
+
+        return on_progress
 
 
 def _redact(url: str) -> str:
@@ -233,6 +276,7 @@ class _Options:
     heal: bool
     keepalive: float | None
     breaker_after: float | None
+    call_timeout: float | None
     client_info: Any
     session_kwargs: Mapping[str, Any]
 
@@ -311,8 +355,21 @@ class ResilientSession:
         version = getattr(api, "protocol_version", None)
         return version if isinstance(version, str) else None
 
-    async def call_tool(self, name: str, arguments: Mapping[str, Any] | None = None, **kwargs: Any) -> Any:
-        """``ClientSession.call_tool``, recovered: replayed after session loss when safe."""
+    async def call_tool(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        call_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """``ClientSession.call_tool``, recovered: replayed after session loss when safe.
+
+        :param call_timeout: this call's silence limit, in place of ``connect(call_timeout=...)``.
+        """
+        if call_timeout is not None:
+            _check_call_timeout("call_tool", call_timeout)
+            kwargs[_CALL_TIMEOUT] = call_timeout
         return await self._invoke("call_tool", (name, dict(arguments) if arguments is not None else None), kwargs, name)
 
     async def list_tools(self, *args: Any, **kwargs: Any) -> Any:
@@ -393,12 +450,22 @@ class ResilientSession:
             link = await self._usable_link()
         task = asyncio.current_task()
         assert task is not None
+        silence: _Silence | None = None
+        if method == "call_tool":
+            kwargs = dict(kwargs)
+            limit = kwargs.pop(_CALL_TIMEOUT, None) or self._options.call_timeout
+            if limit is not None:
+                silence = _Silence(task, limit)
+                kwargs["progress_callback"] = silence.listening(kwargs.get("progress_callback"))
         link.callers.add(task)
         link.drained.clear()
         telemetry.note(telemetry.scope(), self.server, link.session_id)
         try:
             return await getattr(link.api, method)(*args, **kwargs)
         except asyncio.CancelledError:
+            if silence is not None and silence.fired and task not in link.cut:
+                _uncancel(task)
+                raise self._silent(link, args[0], silence.limit) from None
             if task not in link.cut:
                 raise
             link.cut.discard(task)
@@ -410,7 +477,24 @@ class ResilientSession:
             self._mark(link, exc)
             raise
         finally:
+            if silence is not None:
+                silence.stop()
             link.leave(task)
+
+    def _silent(self, link: _Link, tool: str, limit: float) -> CallTimeout:
+        """The error of a call given up for silence: uncertain unless replaying it would be safe."""
+        pm = self._tool_policy.manager()
+        call = ToolCall(
+            server=self.server,
+            tool=tool,
+            annotations=(link.annotations or {}).get(tool),
+            owner=self,
+            framework="mcp",
+        )
+        safe = tool in self._tool_policy.replay_safe_tools or decide(
+            pm, "is_replay_safe", call=call, error=TimeoutError("silent")
+        )
+        return CallTimeout(self.server, tool, limit, outcome_uncertain=safe is not True)
 
     def _mark(self, link: _Link, error: Exception) -> None:
         """Attach what the HTTP layer saw, so classification does not depend on wording."""
@@ -1010,6 +1094,7 @@ async def connect(
     heal: bool = True,
     keepalive: float | None = None,
     breaker_after: float | None = BREAKER_AFTER,
+    call_timeout: float | None = None,
     client_info: Any = None,
     plugin_manager: pluggy.PluginManager | None = None,
     **session_kwargs: Any,
@@ -1034,6 +1119,11 @@ async def connect(
     :param breaker_after: with ``heal``, once no session could be opened for this many seconds (15), calls
         fail at once with :class:`~mcp_hooks.CircuitOpen` ("unreachable since ...") instead of waiting
         their deadline, until the background heal reaches the server again; ``None``: never.
+    :param call_timeout: seconds a tool call may stay silent (no answer, no progress notification for it)
+        before it is given up with :class:`~mcp_hooks.CallTimeout`; every progress notification the server
+        sends for the call starts the count again, so a slow tool that reports progress is never cut short.
+        The session is kept and nothing is sent again. ``None`` (default): no limit. Per call:
+        ``call_tool(..., call_timeout=...)``.
     :param keepalive: seconds between pings while idle (opt-in; below the server's idle timeout);
         falls back to ``list_tools`` when the server answers ping with -32601.
     :param session_kwargs: passed to ``ClientSession`` (1.x) or ``mcp.Client`` (2.x): callbacks etc.
@@ -1055,6 +1145,8 @@ async def connect(
         raise ValueError(
             f"connect: option 'breaker_after' must be a positive number of seconds or None, got {breaker_after!r}"
         )
+    if call_timeout is not None:
+        _check_call_timeout("connect", call_timeout)
     from .options import build_policy
 
     build_policy(
@@ -1076,6 +1168,7 @@ async def connect(
         heal=heal,
         keepalive=keepalive,
         breaker_after=breaker_after,
+        call_timeout=call_timeout,
         client_info=client_info,
         session_kwargs=session_kwargs,
     )

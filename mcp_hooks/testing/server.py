@@ -9,7 +9,8 @@ tool      annotations                                  does
 echo      readOnlyHint, idempotentHint                 returns ``"<text> (pid <pid>)"``
 incr      none (not safe to repeat)                    increments a counter kept in the state dir
 put       idempotentHint (readOnlyHint false)          stores ``value`` under ``key``
-slow      readOnlyHint                                 sleeps ``seconds``, then answers
+slow      readOnlyHint                                 sleeps ``seconds``, then answers; reports
+                                                       progress every ``progress_every`` s if > 0
 fail      none                                         raises a tool error (``isError`` result)
 ========  ===========================================  ==========================================
 
@@ -310,6 +311,7 @@ class _Sdk:
             self.major = 1
             self.server_cls = server_mod.FastMCP
         self.tool_error: type[Exception] = errors.ToolError
+        self.context_cls: type[Any] = server_mod.Context
         self.annotations_cls: Any = importlib.import_module("mcp.types").ToolAnnotations
         try:
             self.handshake_versions: frozenset[str] | None = frozenset(
@@ -357,12 +359,24 @@ def build_mcp_server(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> 
         state.finish("put", kill_after)
         return f"{key}={value}"
 
-    async def slow(seconds: float) -> str:
-        """Sleep ``seconds``, then answer (read-only)."""
+    async def slow(seconds: float, progress_every: float = 0.0, ctx: Any = None) -> str:
+        """Sleep ``seconds``, then answer (read-only); with ``progress_every`` > 0, report progress that often."""
         kill_after = await state.begin("slow")
-        await _sleep(max(0.0, seconds))
+        if progress_every > 0 and ctx is not None:
+            done = 0.0
+            for _ in range(100_000):  # bounded: seconds / progress_every steps
+                if done >= seconds:
+                    break
+                step = min(progress_every, seconds - done)
+                await _sleep(step)
+                done += step
+                await ctx.report_progress(done, seconds)
+        else:
+            await _sleep(max(0.0, seconds))
         state.finish("slow", kill_after)
         return f"slept {seconds} s (pid {os.getpid()})"
+
+    slow.__annotations__["ctx"] = sdk.context_cls  # the SDK injects its request context here
 
     async def fail(message: str) -> str:
         """Fail with ``message`` as a tool error (an ``isError`` result, not a lost session)."""
