@@ -309,11 +309,42 @@ def _rpc_body(raw: bytes, content_type: str) -> Any:
 
 
 def _rejects_session(status: int, body: bytes) -> bool:
-    """What ``connect()`` takes as the server refusing the session of a request that carried one."""
-    return status in (404, 410) or (status == 400 and b"session" in body.lower())
+    """What ``connect()`` and the healing layer take as the server refusing the session of a request that
+    carried one (a 401 there is taken as the session dropped, once: a gateway that blames the token)."""
+    return status in (401, 404, 410) or (status == 400 and b"session" in body.lower())
 
 
-async def _sessionless_versions(client: Any, url: str, base: dict[str, str]) -> list[str]:
+async def _post_refusable(client: Any, url: str, body: Any, headers: dict[str, str], report: dict[str, Any]) -> Any:
+    """POST as mcp-hooks would send it: a 429/503 is sent again as the ``retry_refused`` hook decides
+    (each refusal and the decision go in ``report["refused"]``); one not sent again ends the probe."""
+    from .calls import ToolCall
+    from .healing.watch import MAX_SENDS, REFUSED_STATUSES, retry_after_seconds
+    from .manager import decide
+
+    pm = plugin_manager()
+    for attempt in range(1, MAX_SENDS + 1):
+        response = await client.post(url, json=body, headers=headers)
+        status = response.status_code
+        if status not in REFUSED_STATUSES:
+            return response
+        header = response.headers.get("retry-after")
+        retry_after = retry_after_seconds(header)
+        call = ToolCall(server=url, tool=None, attempt=attempt, framework="mcp")
+        wait = decide(pm, "retry_refused", call=call, status=status, retry_after=retry_after)
+        again = isinstance(wait, (int, float)) and not isinstance(wait, bool) and attempt < MAX_SENDS
+        decision = f"sent again after {float(wait):g} s" if again else "not sent again"
+        report.setdefault("refused", []).append({"status": status, "retry_after": header, "decision": decision})
+        if not again:
+            asked = f", Retry-After: {header}" if header is not None else ""
+            raise CliError(
+                f"{url} refused the probe's request with HTTP {status}{asked}; mcp-hooks would not send it "
+                "again (the retry_refused hook: the built-in retry-after plugin waits up to 10 s); try later"
+            )
+        await asyncio.sleep(min(float(wait), 30.0))
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+async def _sessionless_versions(client: Any, url: str, base: dict[str, str], report: dict[str, Any]) -> list[str]:
     """The session-less (2026-07-28 and later) protocol versions the server adopts, from ``server/discover``."""
     discover = {
         "jsonrpc": "2.0",
@@ -329,7 +360,9 @@ async def _sessionless_versions(client: Any, url: str, base: dict[str, str]) -> 
     }
     headers = {**base, "mcp-protocol-version": SESSIONLESS_PROBE_VERSION, "mcp-method": "server/discover"}
     try:
-        response = await client.post(url, json=discover, headers=headers)
+        response = await _post_refusable(client, url, discover, headers, report)
+    except CliError:
+        raise
     except Exception:
         return []
     body = _rpc_body(response.content, response.headers.get("content-type", ""))
@@ -361,10 +394,12 @@ async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str,
     }
     async with httpx.AsyncClient(timeout=timeout) as client:
         try:
-            response = await client.post(url, json=init, headers=base)
+            response = await _post_refusable(client, url, init, base, report)
+        except CliError:
+            raise
         except Exception as exc:
             raise CliError(f"cannot reach {url}: {_error_text(exc)}") from None
-        sessionless = await _sessionless_versions(client, url, base)
+        sessionless = await _sessionless_versions(client, url, base, report)
         report["sessionless_protocol"] = sessionless or None
         body = _rpc_body(response.content, response.headers.get("content-type", ""))
         if response.status_code >= 400 or not isinstance(body, dict) or "result" not in body:
@@ -387,7 +422,7 @@ async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str,
             return report
         ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
         stale = {**base, "mcp-session-id": UNKNOWN_SESSION, "mcp-protocol-version": str(report["protocol_version"])}
-        answer = await client.post(url, json=ping, headers=stale)
+        answer = await _post_refusable(client, url, ping, stale, report)
         report["unknown_session_answer"] = {
             "status": answer.status_code,
             "content_type": answer.headers.get("content-type"),
@@ -423,6 +458,11 @@ async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str,
         if report["recognised"]
         else "mcp-hooks does NOT recognise this answer as session loss: add a plugin (should_reconnect)"
     )
+    if report["unknown_session_answer"]["status"] == 401:
+        report["verdict"] += (
+            " (it answers a stale session with 401: mcp-hooks takes that as the session dropped and rebuilds"
+            " it once; a 401 to the new session's handshake is then an auth failure, given at once)"
+        )
     if report["recognised"] and not report["recognised_from_error_alone"]:
         report["verdict"] += (
             " (connect() sees the HTTP answer; the SDK's error alone does not say it, so a decorated"
@@ -526,6 +566,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
         sessionless = report.get("sessionless_protocol")
         print(_line("session-less protocol", f"yes ({', '.join(sessionless)})" if sessionless else "no"))
         print(_line("keeps sessions", "yes" if report.get("keeps_sessions") else "no"))
+        for refusal in report.get("refused", ()):
+            asked = f", Retry-After: {refusal['retry_after']}" if refusal["retry_after"] is not None else ""
+            print(_line("refused", f"HTTP {refusal['status']}{asked}: {refusal['decision']}"))
         answer = report.get("unknown_session_answer")
         if answer:
             print(_line("answer to an unknown session", f"HTTP {answer['status']} {answer['body'][:100]!r}"))

@@ -126,3 +126,48 @@ def test_probe_refuses_what_is_not_an_mcp_server_in_one_line(mcp_shared_fault_se
         assert len(lines) == 1, done.stderr
         assert lines[0].startswith("mcp-hooks probe: ")
         assert cases[url] in lines[0]
+
+
+@pytest.mark.timeout(120)
+def test_probe_reports_a_refusal_and_sends_it_again_as_mcp_hooks_would(
+    mcp_fault_server_factory: Callable[..., FaultServer],
+) -> None:
+    with_header = mcp_fault_server_factory()
+    with_header.throttle(429, retry_after=1, count=1)
+    without = mcp_fault_server_factory()
+    without.throttle(503, count=2)
+    with ThreadPoolExecutor(2) as pool:
+        header_run, bare_run = pool.map(lambda args: run_probe(*args), ((with_header.url, "--json"), (without.url,)))
+    assert header_run.returncode == 0, header_run.stderr
+    report = json.loads(header_run.stdout)
+    assert report["refused"] == [{"status": 429, "retry_after": "1", "decision": "sent again after 1 s"}]
+    assert report["recognised"] is True  # the probe went on once the refused request was answered
+    assert with_header.health()["throttled"] == 1
+    # without Retry-After: the built-in plugin's jittered backoff, twice, in the text report
+    assert bare_run.returncode == 0, bare_run.stderr
+    refused = re.findall(r"^   refused \.+ HTTP 503: sent again after ([0-9.]+) s$", bare_run.stdout, re.MULTILINE)
+    assert len(refused) == 2, bare_run.stdout
+    assert all(0 < float(wait) <= 10 for wait in refused)
+    assert without.health()["throttled"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_probe_says_when_mcp_hooks_would_not_wait_for_a_refusal(mcp_fault_server: FaultServer) -> None:
+    mcp_fault_server.throttle(429, retry_after=120, count=1)
+    done = run_probe(mcp_fault_server.url)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert "refused the probe's request with HTTP 429, Retry-After: 120; mcp-hooks would not send it again" in line
+
+
+@pytest.mark.timeout(120)
+def test_probe_recognises_a_401_to_a_stale_session(mcp_fault_server: FaultServer) -> None:
+    mcp_fault_server.answer_stale_with_401()
+    done = run_probe(mcp_fault_server.url, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["unknown_session_answer"]["status"] == 401
+    assert report["recognised"] is True
+    assert report["classification"]["loss"] == "rejected"
+    assert "answers a stale session with 401" in report["verdict"]
