@@ -287,7 +287,20 @@ def _judge_code(code: int, message: str | None) -> tuple[Loss, str] | None:
     if code == 32600:
         # mcp 1.x answers every 404 with this positive literal (a typo for -32600), whatever the body.
         return Loss.REJECTED, "code 32600 (mcp 1.x: HTTP 404 to a session-bearing request)"
+    protocol = _PROTOCOL_REFUSALS.get(code)
+    if protocol is not None:
+        return Loss.REJECTED, protocol
     return None
+
+
+#: The 2026-07-28 protocol's refusals before dispatch (the request never ran) that a new session or client
+#: cures: it negotiates the protocol version again and lists the tools again.
+_PROTOCOL_REFUSALS = {
+    -32022: "code -32022 UnsupportedProtocolVersion: the server no longer speaks the version this client "
+    "negotiated (a rolling upgrade or rollback); a new session negotiates again",
+    -32020: "code -32020 HeaderMismatch: the request's routing headers disagree with the server's tools; a "
+    "new session lists them again",
+}
 
 
 def _header_has_session(request: Any) -> bool:

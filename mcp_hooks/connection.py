@@ -53,7 +53,7 @@ from .engine import (
     recover_async,
 )
 from .healing.sdk_patch import bypass
-from .healing.watch import EventSeen, event_stream, send_refusable, session_gone
+from .healing.watch import EventSeen, event_stream, read_400, send_refusable, session_gone
 from .manager import decide, notify
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
@@ -242,16 +242,7 @@ class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             if status == 401:  # taken as the session dropped (a gateway's GC): the SDK is shown a 404
                 response = await session_gone(response, request)
             if status == 400:
-                body = b""
-                async for chunk in response.stream:
-                    body += chunk
-                    if len(body) > 65536:
-                        break
-                await response.stream.aclose()
-                response = _httpx.Response(
-                    status, headers=response.headers, content=body, request=request, extensions=response.extensions
-                )
-                named = b"session" in body.lower()
+                response, named = await read_400(response, request)
             else:
                 named = True
             if named:

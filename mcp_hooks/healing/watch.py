@@ -217,6 +217,39 @@ async def session_gone(response: Any, request: Any) -> Any:
     return _httpx.Response(404, request=request)
 
 
+async def read_400(response: Any, request: Any) -> tuple[Any, bool]:
+    """A 400 to a session-bearing request, read whole: the response to hand on, and whether its body names
+    the session (session loss). A JSON-RPC error answering this very request (the 2026-07-28 protocol's
+    ``-32020``/``-32022``: refused before it ran) is handed on as a 200 JSON answer, so the SDK gives the
+    caller that error (mcp 1.x would tear its whole transport down on the 400) and the hooks judge it."""
+    body = b""
+    async for chunk in response.stream:
+        body += chunk
+        if len(body) > 65536:
+            break
+    await response.stream.aclose()
+    extensions = response.extensions
+    if b"session" in body.lower():
+        return _httpx.Response(
+            400, headers=response.headers, content=body, request=request, extensions=extensions
+        ), True
+    try:
+        answer = json.loads(body)
+        asked = json.loads(request.content)
+    except Exception:
+        answer = asked = None
+    if (
+        isinstance(answer, dict)
+        and isinstance(answer.get("error"), dict)
+        and isinstance(asked, dict)
+        and asked.get("id") is not None
+        and answer.get("id") == asked.get("id")
+    ):
+        headers = {"content-type": "application/json"}
+        return _httpx.Response(200, headers=headers, content=body, request=request, extensions=extensions), False
+    return _httpx.Response(400, headers=response.headers, content=body, request=request, extensions=extensions), False
+
+
 def event_stream(response: Any) -> bool:
     return str(response.headers.get("content-type", "")).startswith("text/event-stream")
 
@@ -285,16 +318,7 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             if status == 401:
                 response = await session_gone(response, request)
             if status == 400:
-                body = b""
-                async for chunk in response.stream:
-                    body += chunk
-                    if len(body) > 65536:
-                        break
-                await response.stream.aclose()
-                response = _httpx.Response(
-                    status, headers=response.headers, content=body, request=request, extensions=response.extensions
-                )
-                named = b"session" in body.lower()
+                response, named = await read_400(response, request)
             if named and request.method != "DELETE":
                 link.session_rejected(_request_id(request) if request.method == "POST" else None, status)
             return response

@@ -833,6 +833,17 @@ class FaultServer:
             lambda c: c.__setitem__("throttle", {"status": status, "retry_after": value, "count": count})
         )
 
+    def reject_calls(self, code: int, message: str = "", data: Any = None, status: int = 400, count: int = 1) -> None:
+        """Answer the next ``count`` ``tools/call`` requests that are not a handshake with HTTP ``status``
+        and the JSON-RPC error ``code`` (``-32020`` HeaderMismatch, ``-32022`` UnsupportedProtocolVersion
+        with ``data={"supported": [...]}``). They never run; ``health()["rejected_calls"]`` counts them."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive int, not {count!r}")
+        if self.transport != "http":
+            raise FaultServerError("reject_calls() needs an HTTP fault server")
+        armed = {"status": status, "code": code, "message": message, "data": data, "count": count}
+        self._files.update_controls(lambda c: c.__setitem__("reject_call", armed))
+
     def answer_stale_with_401(self, on: bool = True) -> None:
         """Answer stale sessions with 401 ``invalid_token`` instead of the stale style (a gateway that
         dropped an idle session and blames the credentials). ``health()["unauthorized"]`` counts them."""

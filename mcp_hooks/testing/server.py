@@ -38,6 +38,10 @@ on every request and tool call (a ``stat``; parsed again when it changed):
 * ``throttle``: ``{"status": 429|503, "retry_after": "seconds or HTTP date"|null, "count": n}``: the
   next ``n`` requests that are not a handshake (POSTs carrying a session id, or of the session-less
   protocol) are refused with that status and ``Retry-After`` header, never run (``health()["throttled"]``);
+* ``reject_call``: ``{"status": 400, "code": n, "message": text, "data": any, "count": n}``: the next
+  ``n`` ``tools/call`` requests that are not a handshake are answered with that HTTP status and JSON-RPC
+  error (the 2026-07-28 protocol's ``-32020`` HeaderMismatch or ``-32022`` UnsupportedProtocolVersion),
+  never run (``health()["rejected_calls"]``);
 * ``stale_401``: ``true``: stale sessions are answered 401 ``invalid_token`` instead of the stale style
   (a gateway that dropped an idle session and blames the token);
 * ``refuse_credentials``: ``true``: every request is answered 401 (the credentials are bad);
@@ -176,21 +180,22 @@ class FaultState:
         self.files.update_controls(change)
         return bool(taken)
 
-    def take_throttle(self) -> dict[str, Any] | None:
-        """Consume one refusal of an armed ``throttle`` (persisted before acting on it)."""
-        if not self.controls().get("throttle"):
+    def take_counted(self, name: str) -> dict[str, Any] | None:
+        """Consume one use of an armed counted control (``throttle``, ``reject_call``), persisted before
+        acting on it."""
+        if not self.controls().get(name):
             return None
         taken: list[dict[str, Any]] = []
 
         def change(controls: dict[str, Any]) -> None:
-            throttle = controls.get("throttle")
-            if not isinstance(throttle, dict):
+            armed = controls.get(name)
+            if not isinstance(armed, dict):
                 return
-            taken.append(dict(throttle))
-            if int(throttle.get("count", 1)) <= 1:
-                del controls["throttle"]
+            taken.append(dict(armed))
+            if int(armed.get("count", 1)) <= 1:
+                del controls[name]
             else:
-                controls["throttle"] = {**throttle, "count": int(throttle["count"]) - 1}
+                controls[name] = {**armed, "count": int(armed["count"]) - 1}
 
         self.files.update_controls(change)
         return taken[0] if taken else None
@@ -535,6 +540,7 @@ class FaultMiddleware:
         self.posts_in_flight: dict[str, int] = {}
         self.stale_answers = 0  # requests answered as carrying a stale session id
         self.throttled = 0  # requests refused by an armed throttle
+        self.rejected_calls = 0  # tools/call answered with an armed reject_call error
         self.unauthorized = 0  # requests answered 401 (refuse_credentials, stale_401)
         self.modern_refused = 0  # 2026-07-28 requests refused (legacy_only)
         self.tools_listed = 0  # tools/list requests on a session (how often clients list the tools)
@@ -558,7 +564,7 @@ class FaultMiddleware:
             await _respond(send, 401, "application/json", b'{"error":"invalid_token"}', _CHALLENGE)
             return
         if scope.get("method") == "POST" and (session_id is not None or modern):
-            throttle = self.state.take_throttle()
+            throttle = self.state.take_counted("throttle")
             if throttle is not None:
                 self.throttled += 1
                 await self._drain(receive)
@@ -569,6 +575,15 @@ class FaultMiddleware:
                 body = json.dumps({"error": "slow down"}).encode()
                 await _respond(send, status, "application/json", body, headers)
                 return
+        if (
+            scope.get("method") == "POST"
+            and (session_id is not None or modern)
+            and self.state.controls().get("reject_call")
+        ):
+            body = await _read_body(receive)
+            if await self._rejected_call(body, send):
+                return
+            receive = _replayed(body)
         if self.stateless or (modern and not self.legacy_only):
             if modern and self.legacy_only:  # a pre-2026 stateless server checks only the version
                 await self._refuse_modern(scope, receive, send, session_id, unsupported=True)
@@ -716,6 +731,7 @@ class FaultMiddleware:
                 "stale_style": self.state.stale_style(controls),
                 "stale_answers": self.stale_answers,
                 "throttled": self.throttled,
+                "rejected_calls": self.rejected_calls,
                 "unauthorized": self.unauthorized,
                 "modern_refused": self.modern_refused,
                 "tools_listed": self.tools_listed,
@@ -725,6 +741,26 @@ class FaultMiddleware:
             }
         ).encode()
         await _respond(send, 200, "application/json", body)
+
+    async def _rejected_call(self, body: bytes, send: Send) -> bool:
+        """Answer a ``tools/call`` with the armed ``reject_call`` JSON-RPC error (it never runs)."""
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return False
+        if not isinstance(message, dict) or message.get("method") != "tools/call":
+            return False
+        reject = self.state.take_counted("reject_call")
+        if reject is None:
+            return False
+        self.rejected_calls += 1
+        error = {"code": int(reject["code"]), "message": str(reject.get("message", ""))}
+        if reject.get("data") is not None:
+            error["data"] = reject["data"]
+        logger.info("rejecting a tools/call with HTTP %s and JSON-RPC error %s", reject.get("status"), error["code"])
+        answer = json.dumps({"jsonrpc": "2.0", "id": message.get("id"), "error": error}).encode()
+        await _respond(send, int(reject.get("status", 400)), "application/json", answer)
+        return True
 
     @staticmethod
     async def _drain(receive: Receive) -> None:
@@ -740,6 +776,34 @@ class FaultMiddleware:
 
 
 _CHALLENGE = [(b"www-authenticate", b'Bearer error="invalid_token"')]
+
+
+async def _read_body(receive: Receive) -> bytes:
+    body = b""
+    for _ in range(10_000):  # bounded: a request body is a few messages
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    return body
+
+
+def _replayed(body: bytes) -> Receive:
+    """A ``receive`` that gives ``body`` once, then waits for the client to go (as the server's would)."""
+    given = False
+
+    async def receive() -> Any:
+        nonlocal given
+        import anyio
+
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await anyio.sleep_forever()
+
+    return receive
 
 
 async def _respond(
