@@ -92,6 +92,19 @@ def _uncancel(task: asyncio.Task[Any]) -> None:
 _CALL_TIMEOUT = "__mcp_hooks_call_timeout__"
 
 
+#: How often one call starts a multi-round-trip flow again after its ``requestState`` expired.
+FLOW_RESTARTS = 2
+
+
+def _expired_flow(error: BaseException) -> bool:
+    """The server refused a multi-round-trip retry's ``requestState`` (``-32602`` "Invalid or expired
+    requestState": it restarted, or another replica with another key answered)."""
+    inner = getattr(error, "error", None)
+    code = getattr(inner, "code", getattr(error, "code", None))
+    message = str(getattr(inner, "message", None) or error)
+    return code == -32602 and "requeststate" in message.lower()
+
+
 def _check_call_timeout(where: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{where}: option 'call_timeout' must be a positive number of seconds, got {value!r}")
@@ -452,6 +465,8 @@ class ResilientSession:
         link.drained.clear()
         telemetry.note(telemetry.scope(), self.server, link.session_id)
         try:
+            if method == "call_tool":
+                return await self._call_tool_flow(link, args, kwargs)
             return await getattr(link.api, method)(*args, **kwargs)
         except asyncio.CancelledError:
             if silence is not None and silence.fired and task not in link.cut:
@@ -472,9 +487,35 @@ class ResilientSession:
                 silence.stop()
             link.leave(task)
 
-    def _silent(self, link: _Link, tool: str, limit: float) -> CallTimeout:
-        """The error of a call given up for silence: uncertain unless replaying it would be safe."""
-        pm = self._tool_policy.manager()
+    async def _call_tool_flow(self, link: _Link, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``call_tool``; a multi-round-trip flow (2026-07-28) whose ``requestState`` the server no longer
+        accepts (it restarted, or another replica answered, between the rounds) is started again from its
+        first round, when the tool is safe to repeat: the rejected round never ran."""
+        for restart in range(FLOW_RESTARTS + 1):
+            try:
+                return await link.api.call_tool(*args, **kwargs)
+            except Exception as exc:
+                if restart == FLOW_RESTARTS or not _expired_flow(exc) or kwargs.get("request_state") is not None:
+                    raise
+                if not self._replay_safe(link, args[0], exc):
+                    log.info(
+                        "%s: tool %r: its requestState expired; not started again (not known safe to repeat)",
+                        self.server,
+                        args[0],
+                    )
+                    raise
+                log.info(
+                    "%s: tool %r: its requestState expired (the server restarted between rounds); "
+                    "starting the flow again",
+                    self.server,
+                    args[0],
+                )
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _replay_safe(self, link: _Link, tool: str, error: BaseException) -> bool:
+        """What the ``is_replay_safe`` hook (and ``replay_safe_tools``) say of sending ``tool`` again."""
+        if tool in self._tool_policy.replay_safe_tools:
+            return True
         call = ToolCall(
             server=self.server,
             tool=tool,
@@ -482,10 +523,12 @@ class ResilientSession:
             owner=self,
             framework="mcp",
         )
-        safe = tool in self._tool_policy.replay_safe_tools or decide(
-            pm, "is_replay_safe", call=call, error=TimeoutError("silent")
-        )
-        return CallTimeout(self.server, tool, limit, outcome_uncertain=safe is not True)
+        return decide(self._tool_policy.manager(), "is_replay_safe", call=call, error=error) is True
+
+    def _silent(self, link: _Link, tool: str, limit: float) -> CallTimeout:
+        """The error of a call given up for silence: uncertain unless replaying it would be safe."""
+        safe = self._replay_safe(link, tool, TimeoutError("silent"))
+        return CallTimeout(self.server, tool, limit, outcome_uncertain=not safe)
 
     def _mark(self, link: _Link, error: Exception) -> None:
         """Attach what the HTTP layer saw, so classification does not depend on wording."""

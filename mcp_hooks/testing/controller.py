@@ -887,6 +887,16 @@ class FaultServer:
 
         self._files.update_controls(change)
 
+    def offer_confirm_tool(self, on: bool = True) -> None:
+        """Make every server process started from now on (mcp 2.x) offer ``confirm_put(key, value)``: its
+        first round asks the client to confirm (the 2026-07-28 protocol's ``input_required`` with a
+        ``requestState`` sealed by that process), the round with the answer stores the value. A restart
+        between the rounds makes the answer's round fail ``-32602 "Invalid or expired requestState"``.
+        ``counter("confirm_asked")`` counts first rounds. Read at start only, like :meth:`offer_extra_tool`."""
+        self._files.update_controls(
+            lambda c: c.__setitem__("offer_confirm_tool", True) if on else c.pop("offer_confirm_tool", None)
+        )
+
     def clear_controls(self) -> None:
         """Disarm kills and delays, restore the start-up stale style and stop offering the extra tool
         (from the next start on).

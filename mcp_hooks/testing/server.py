@@ -48,7 +48,9 @@ on every request and tool call (a ``stat``; parsed again when it changed):
 * ``expire_sessions``: a generation number; sessions issued under an older one are expired;
 * ``delay``: ``{"tool": name|null, "seconds": s}``;
 * ``stale_style``: how stale session ids are answered (overrides ``--stale-style``);
-* ``offer_extra_tool``: ``true``, read once at start: this process offers the ``extra`` tool.
+* ``offer_extra_tool``: ``true``, read once at start: this process offers the ``extra`` tool;
+* ``offer_confirm_tool``: ``true``, read once at start (mcp 2.x): this process offers ``confirm_put``, a
+  multi-round-trip tool of the 2026-07-28 protocol (see :func:`_add_confirm_tool`).
 
 A request carrying an ``mcp-session-id`` that this process never issued (e.g. after a restart),
 or one that was expired, is answered in the *stale style*: ``python`` (the SDK's own 404
@@ -407,6 +409,9 @@ def build_mcp_server(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> 
 
         server.add_tool(extra, name=EXTRA_TOOL, annotations=ann(readOnlyHint=True, idempotentHint=True))
 
+    if sdk.major >= 2 and state.controls().get("offer_confirm_tool"):
+        _add_confirm_tool(sdk, server, state, ann)
+
     def counter() -> str:
         """The ``incr`` counter ``default``, as text."""
         return str(state.files.counter("default"))
@@ -414,6 +419,37 @@ def build_mcp_server(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> 
     server.resource(COUNTER_URI, name="counter", mime_type="text/plain")(counter)
     _answer_session_setup(sdk, server, state)
     return server
+
+
+def _add_confirm_tool(sdk: _Sdk, server: Any, state: FaultState, ann: Any) -> None:
+    """``confirm_put(key, value)`` (mcp 2.x, the 2026-07-28 protocol): a multi-round-trip tool. Its first
+    round asks the client to confirm (an ``input_required`` result with an elicitation and a
+    ``requestState`` the SDK seals with this process's key); the round that carries the answer stores
+    ``value`` under ``key`` (idempotent). Each first round counts ``confirm_asked`` in the counters."""
+    types = importlib.import_module("mcp_types")
+
+    async def confirm_put(key: str, value: str, ctx: Any = None) -> Any:
+        """Ask the client to confirm, then store ``value`` under ``key`` (idempotent write)."""
+        responses = getattr(ctx, "input_responses", None)
+        if not responses:
+            state.files.increment("confirm_asked")
+            question = types.ElicitRequestFormParams(
+                message=f"Store {key}={value}?",
+                requested_schema={"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+            )
+            return types.InputRequiredResult(
+                input_requests={"confirm": types.ElicitRequest(params=question)}, request_state=f"confirm:{key}"
+            )
+        answer = responses.get("confirm")
+        if getattr(answer, "action", None) != "accept" or not (getattr(answer, "content", None) or {}).get("ok"):
+            return "not confirmed"
+        kill_after = await state.begin("confirm_put")
+        state.files.put(key, value)
+        state.finish("confirm_put", kill_after)
+        return f"{key}={value}"
+
+    confirm_put.__annotations__.update(ctx=sdk.context_cls, **{"return": str | types.InputRequiredResult})
+    server.add_tool(confirm_put, annotations=ann(readOnlyHint=False, idempotentHint=True))
 
 
 def _lowlevel(server: Any, attribute: str) -> Any:
