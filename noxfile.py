@@ -94,7 +94,7 @@ WAVE2B_MCP1 = (
     "mcpadapt==0.1.19",
     "camel-ai==0.2.90",
 )
-WAVE2B_FILES_MCP1_ONLY = ("test_autogen_ext.py", "test_smolagents.py", "test_camel.py")
+WAVE2B_FILES_MCP1_ONLY = ("test_autogen_ext.py", "test_smolagents.py", "test_camel.py", "test_bench_healed.py")
 
 
 @nox.session(name="wave2b-mcp1")
@@ -114,7 +114,7 @@ WAVE2B_CREWAI_MCP1 = (
     "mcp-haystack==2.1.1",
     "haystack-ai==3.4.1",
 )
-WAVE2B_FILES_MCP1 = ("test_crewai.py", "test_haystack.py")
+WAVE2B_FILES_MCP1 = ("test_crewai.py", "test_haystack.py", "test_bench_healed.py")
 
 
 @nox.session(name="wave2b-crewai-mcp1")
@@ -132,7 +132,7 @@ WAVE2B_MCP2 = (
     "mcp-haystack==2.1.1",
     "haystack-ai==3.4.1",
 )
-WAVE2B_FILES_MCP2 = ("test_llama_index.py", "test_haystack.py")
+WAVE2B_FILES_MCP2 = ("test_llama_index.py", "test_haystack.py", "test_bench_healed.py")
 
 
 @nox.session(name="wave2b-mcp2")
@@ -161,6 +161,49 @@ def bench_wave2a_mcp2(session: nox.Session) -> None:
     )
 
 
+@nox.session(name="bench-wave2b-mcp1", default=False)
+def bench_wave2b_mcp1(session: nox.Session) -> None:
+    """autogen-ext, smolagents and camel-ai alone and healed (figures only)."""
+    session.install("-e", ".", MCP_LINES["mcp1"], *WAVE2B_MCP1)
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.frameworks.healed",
+        "--out",
+        "benchmarks/results/healed-wave2b-mcp1.json",
+        *session.posargs,
+    )
+
+
+@nox.session(name="bench-wave2b-crewai-mcp1", default=False)
+def bench_wave2b_crewai_mcp1(session: nox.Session) -> None:
+    """crewai-tools' ``MCPServerAdapter`` and mcp-haystack alone and healed, under mcp 1.30.0 (figures only)."""
+    session.install("-e", ".", *WAVE2B_CREWAI_MCP1)
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.frameworks.healed",
+        "--out",
+        "benchmarks/results/healed-wave2b-crewai-mcp1.json",
+        *session.posargs,
+    )
+
+
+@nox.session(name="bench-wave2b-mcp2", default=False)
+def bench_wave2b_mcp2(session: nox.Session) -> None:
+    """llama-index-tools-mcp (a long-lived session) and mcp-haystack alone and healed, under the newest mcp 2.x
+    (figures only)."""
+    session.install("-e", ".", MCP_LINES["mcp2"], *WAVE2B_MCP2)
+    session.run(
+        "python",
+        "-m",
+        "benchmarks.frameworks.healed",
+        "--out",
+        "benchmarks/results/healed-wave2b-mcp2.json",
+        *session.posargs,
+    )
+
+
 BENCH_SUITES = (
     "bench-core-mcp1",
     "bench-core-mcp2",
@@ -169,6 +212,9 @@ BENCH_SUITES = (
     "bench-opentelemetry",
     "bench-wave2a-mcp1",
     "bench-wave2a-mcp2",
+    "bench-wave2b-mcp1",
+    "bench-wave2b-crewai-mcp1",
+    "bench-wave2b-mcp2",
 )
 
 

@@ -16,7 +16,17 @@ from benchmarks.common import RESULTS
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
-ORDER = ("core-mcp1", "core-mcp2", "hermes", "openai-agents")
+ORDER = (
+    "core-mcp1",
+    "core-mcp2",
+    "hermes",
+    "openai-agents",
+    "healed-mcp1",
+    "healed-mcp2",
+    "healed-wave2b-mcp1",
+    "healed-wave2b-crewai-mcp1",
+    "healed-wave2b-mcp2",
+)
 
 
 def load(directory: Path) -> list[dict[str, Any]]:

@@ -1,13 +1,19 @@
 """The frameworks that need only ``instrument("mcp")``: each alone and healed, in the same run.
 
-Run it in a framework environment (``nox -s bench-wave2a-mcp1``, ``nox -s bench-wave2a-mcp2``, or
+Run it in a framework environment (wave 2a: ``nox -s bench-wave2a-mcp1``, ``nox -s bench-wave2a-mcp2``; wave 2b:
+``nox -s bench-wave2b-mcp1``, ``nox -s bench-wave2b-crewai-mcp1``, ``nox -s bench-wave2b-mcp2``; or
 ``python -m benchmarks.frameworks.healed`` where the frameworks are installed); a framework that is not
-installed is left out::
+installed is left out. The suite is named after the file it writes (``--out``; by default
+``healed-mcp<major>.json``)::
 
     python -m benchmarks.frameworks.healed [--quick] [--out PATH]
 
 Each framework calls the testing kit's server (streamable HTTP, loopback) through the function its
-agent calls for a tool call, on a session held across calls, as its users hold it. "Alone" is the
+agent calls for a tool call, on a session held across calls, as its users hold it; the frameworks whose
+tools block (smolagents and crewai-tools over mcpadapt's own thread and loop, mcp-haystack over its
+executor's loop) are called on threads of their own, as their agents' workers call them. A call is
+answered when the framework hands back the tool's real answer (``echo`` and ``slow`` name the server's
+pid); an error it turns into text (autogen-ext's ``ToolResult``) or raises is not. "Alone" is the
 framework as shipped (``uninstrument("mcp")``), "healed" is ``instrument("mcp")`` before it connects.
 For each, in the same round and against the same server:
 
@@ -25,11 +31,13 @@ import importlib.util
 import json
 import os
 import signal
+import threading
 import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import mcp_hooks
 from benchmarks.common import Figure, Suite, arguments, fail, ratio
@@ -42,9 +50,41 @@ SLOW = 1.0
 CALL_TIMEOUT = 30.0
 
 os.environ.setdefault("MCP_USE_ANONYMIZED_TELEMETRY", "false")
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 warnings.simplefilter("ignore")
 
 Call = Callable[[str, dict[str, Any]], Awaitable[str]]
+T = TypeVar("T")
+
+
+def on_thread(function: Callable[[], T], name: str = "bench-framework-call") -> asyncio.Future[T]:
+    """Run a blocking framework call on a daemon thread of its own, as an agent's worker does: N calls run at
+    once (no pool to queue them), and a call the framework leaves waiting forever (mcpadapt waits with no
+    timeout) is given up by the caller's bound without holding the event loop's or the process's exit."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.done():  # the caller gave up on it
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def run() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = function()
+        except Exception as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits for it any more
+            loop.call_soon_threadsafe(settle, value, error)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 # --- each framework's tool path: an async context manager yielding ``call(tool, args) -> text`` ------------
@@ -150,6 +190,133 @@ async def agno(url: str) -> AsyncIterator[Call]:
         yield call
 
 
+@contextlib.asynccontextmanager
+async def autogen_ext(url: str) -> AsyncIterator[Call]:
+    """autogen-ext's ``McpWorkbench.call_tool``: what ``AssistantAgent(workbench=...)`` awaits for a function call.
+    It turns an error into ``ToolResult(is_error=True)``; the model reads ``to_text()`` either way."""
+    from autogen_ext.tools.mcp import McpWorkbench, StreamableHttpServerParams
+
+    workbench = McpWorkbench(StreamableHttpServerParams(url=url))
+    await asyncio.wait_for(workbench.start(), CALL_TIMEOUT)
+    try:
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            return (await workbench.call_tool(name, args)).to_text()
+
+        yield call
+    finally:
+        await asyncio.wait_for(workbench.stop(), CALL_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def smolagents(url: str) -> AsyncIterator[Call]:
+    """smolagents' ``ToolCollection.from_mcp`` (mcpadapt's ``MCPAdapt``: one session on its own thread and loop):
+    the tool called as its agents call it, ``tool(**args, sanitize_inputs_outputs=True)``, which raises an error
+    (the agent shows the model ``"Error: ..."``)."""
+    from smolagents import ToolCollection
+
+    stack = contextlib.ExitStack()
+    params = {"url": url, "transport": "streamable-http"}
+    collection = ToolCollection.from_mcp(params, trust_remote_code=True, structured_output=False)
+    found = await asyncio.wait_for(on_thread(lambda: stack.enter_context(collection)), CALL_TIMEOUT)
+    try:
+        tools = {t.name: t for t in found.tools}
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            return str(await on_thread(lambda: tools[name](**args, sanitize_inputs_outputs=True)))
+
+        yield call
+    finally:
+        await asyncio.wait_for(on_thread(stack.close), CALL_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def camel(url: str) -> AsyncIterator[Call]:
+    """camel-ai's ``MCPToolkit``: a tool's ``func.async_call``, what ``ChatAgent`` awaits for a tool call (it
+    raises an error; the agent shows the model ``"Tool execution failed: ..."``)."""
+    from camel.toolkits import MCPToolkit
+    from camel.utils.mcp_client import MCPClient
+
+    toolkit = MCPToolkit(clients=[MCPClient({"url": url, "type": "streamable_http"})])
+    await asyncio.wait_for(toolkit.connect(), CALL_TIMEOUT)
+    try:
+        tools = {t.get_function_name(): t for t in toolkit.get_tools()}
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            return str(await tools[name].func.async_call(**args))
+
+        yield call
+    finally:
+        await asyncio.wait_for(toolkit.disconnect(), CALL_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def crewai_tools(url: str) -> AsyncIterator[Call]:
+    """crewai-tools' ``MCPServerAdapter`` (mcpadapt's ``MCPAdapt``: one session on its own thread and loop): a
+    tool's ``run(**args)``, what crewai's tool-calling step calls (it raises an error; the step shows the model
+    ``"Error executing tool: ..."``)."""
+    from crewai_tools import MCPServerAdapter
+
+    adapter = await asyncio.wait_for(
+        on_thread(lambda: MCPServerAdapter({"url": url, "transport": "streamable-http"})), CALL_TIMEOUT
+    )
+    try:
+        tools = {t.name: t for t in adapter.tools}
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            return str(await on_thread(lambda: tools[name].run(**args)))
+
+        yield call
+    finally:
+        await asyncio.wait_for(on_thread(adapter.stop), CALL_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def haystack(url: str) -> AsyncIterator[Call]:
+    """mcp-haystack's ``MCPToolset`` (what a pipeline's ``ToolInvoker`` or ``Agent`` is given), warmed up as they
+    warm it up: a tool's ``invoke(**args)``, run on a thread as the invoker's pool runs it. It answers the
+    result as JSON (the text is taken out of it) and raises an error (``ToolInvocationError``)."""
+    from haystack_integrations.tools.mcp import MCPToolset, StreamableHttpServerInfo
+
+    toolset = MCPToolset(StreamableHttpServerInfo(url=url))
+    await asyncio.wait_for(on_thread(toolset.warm_up), CALL_TIMEOUT)
+    try:
+        tools = {t.name: t for t in toolset.tools}
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            result = json.loads(await on_thread(lambda: tools[name].invoke(**args)))
+            return "".join(str(block.get("text", "")) for block in result.get("content", []))
+
+        yield call
+    finally:
+        await asyncio.wait_for(on_thread(toolset.close), CALL_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def llama_index(url: str) -> AsyncIterator[Call]:
+    """llama-index-tools-mcp's ``McpToolSpec`` over a long-lived ``ClientSession`` the application holds (the
+    default ``BasicMCPClient`` opens a session per call: nothing to heal): a tool's ``acall``, what the agent's
+    ``_call_tool`` awaits (it raises an error; the agent gives the model ``str(error)``)."""
+    import mcp
+    from llama_index.tools.mcp import McpToolSpec
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with contextlib.AsyncExitStack() as stack:
+        read, write, *_ = await stack.enter_async_context(streamable_http_client(url))
+        session = await stack.enter_async_context(mcp.ClientSession(read, write))
+        await asyncio.wait_for(session.initialize(), CALL_TIMEOUT)
+        spec = McpToolSpec(client=session)
+        tools = {t.metadata.get_name(): t for t in await asyncio.wait_for(spec.to_tool_list_async(), CALL_TIMEOUT)}
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            result = (await tools[name].acall(**args)).raw_output
+            text = "".join(str(getattr(block, "text", "")) for block in result.content)
+            failed = getattr(result, "is_error", None) or getattr(result, "isError", None)
+            return f"Error: {text}" if failed else text
+
+        yield call
+
+
 #: framework -> (module that tells it is installed, its tool path)
 FRAMEWORKS: dict[str, tuple[str, Callable[[str], contextlib.AbstractAsyncContextManager[Call]]]] = {
     "langchain-mcp-adapters": ("langchain_mcp_adapters", langchain),
@@ -157,7 +324,21 @@ FRAMEWORKS: dict[str, tuple[str, Callable[[str], contextlib.AbstractAsyncContext
     "mcp-use": ("mcp_use", mcp_use),
     "semantic-kernel": ("semantic_kernel", semantic_kernel),
     "agno": ("agno", agno),
+    "autogen-ext": ("autogen_ext.tools.mcp", autogen_ext),
+    "smolagents": ("smolagents", smolagents),
+    "camel-ai": ("camel", camel),
+    "crewai-tools": ("crewai_tools", crewai_tools),
+    "mcp-haystack": ("haystack_integrations.tools.mcp", haystack),
+    "llama-index-tools-mcp": ("llama_index.tools.mcp", llama_index),
 }
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (a dotted name whose parent package is missing is not)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 def answered(text: str) -> bool:
@@ -262,10 +443,12 @@ async def measure(suite: Suite, srv: FaultServer, name: str, path: Any) -> None:
 
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
-    present = {n: p for n, (module, p) in FRAMEWORKS.items() if importlib.util.find_spec(module) is not None}
+    present = {n: p for n, (module, p) in FRAMEWORKS.items() if installed(module)}
     if not present:
         fail("none of the frameworks is installed here")
-    suite = Suite(f"healed-mcp{MCP_MAJOR}", quick=args.quick, distributions=tuple(present))
+    out: Path | None = args.out
+    suite_name = out.stem if out is not None else f"healed-mcp{MCP_MAJOR}"
+    suite = Suite(suite_name, quick=args.quick, distributions=tuple(present))
     with FaultServer(legacy_only=True) as srv:
         for name, path in present.items():
             print(f"{name}:", flush=True)
