@@ -55,6 +55,8 @@ from .engine import (
 from .healing.sdk_patch import bypass
 from .healing.watch import EventSeen, event_stream, read_400, send_refusable, session_gone
 from .manager import decide, notify
+from .subscriptions import HealedSubscription
+from .subscriptions import listen as _listen
 
 __all__ = ["ResilientSession", "connect", "MCP_MAJOR"]
 
@@ -408,6 +410,33 @@ class ResilientSession:
 
     async def unsubscribe_resource(self, uri: Any, **kwargs: Any) -> Any:
         return await self._invoke("unsubscribe_resource", (uri,), kwargs)
+
+    def listen(
+        self,
+        *,
+        tools_list_changed: bool = False,
+        prompts_list_changed: bool = False,
+        resources_list_changed: bool = False,
+        resource_subscriptions: Iterable[str] = (),
+    ) -> contextlib.AbstractAsyncContextManager[HealedSubscription]:
+        """mcp 2.x ``Client.listen`` (the 2026-07-28 ``subscriptions/listen``), opened again when the stream is
+        lost: ``async with session.listen(tools_list_changed=True) as sub: async for event in sub: ...``.
+        After a loss the events that may have been missed are given as one event per kind honoured, so a
+        consumer that refetches on events refetches them (see :mod:`mcp_hooks.subscriptions`)."""
+        if isinstance(resource_subscriptions, str):
+            raise TypeError("listen: option 'resource_subscriptions' takes a sequence of URIs, not a string")
+        if MCP_MAJOR < 2:
+            raise RuntimeError(
+                "listen() is the 2026-07-28 protocol's subscriptions/listen (mcp 2.x); under mcp 1.x use "
+                "subscribe_resource() and the session's message_handler"
+            )
+        filters = {
+            "tools_list_changed": tools_list_changed,
+            "prompts_list_changed": prompts_list_changed,
+            "resources_list_changed": resources_list_changed,
+            "resource_subscriptions": tuple(resource_subscriptions),
+        }
+        return _listen(self, filters)
 
     # --- one call ----------------------------------------------------------------------------------------
 
@@ -987,7 +1016,9 @@ class ResilientSession:
         while not self._closing:
             await asyncio.sleep(interval)
             link = self._link
-            if link is None or not link.usable:
+            if link is None or not link.usable or link.session_id is None:
+                # No session (the session-less 2026-07-28 protocol, which also removed ping; a stateless
+                # server; stdio): nothing expires while idle, nothing to keep alive.
                 continue
             try:
                 if self._ping_unsupported:

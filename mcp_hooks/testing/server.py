@@ -580,6 +580,7 @@ class FaultMiddleware:
         self.unauthorized = 0  # requests answered 401 (refuse_credentials, stale_401)
         self.modern_refused = 0  # 2026-07-28 requests refused (legacy_only)
         self.tools_listed = 0  # tools/list requests on a session (how often clients list the tools)
+        self.listens = 0  # subscriptions/listen requests (2026-07-28) this process received
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -594,6 +595,8 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         modern = self._is_modern(scope)
+        if modern and _header(scope, b"mcp-method") == "subscriptions/listen":
+            self.listens += 1
         if self.state.controls().get("refuse_credentials"):
             self.unauthorized += 1
             await self._drain(receive)
@@ -771,6 +774,7 @@ class FaultMiddleware:
                 "unauthorized": self.unauthorized,
                 "modern_refused": self.modern_refused,
                 "tools_listed": self.tools_listed,
+                "listens": self.listens,
                 "legacy_only": self.legacy_only,
                 "post_idle_ttl": self.post_idle_ttl,
                 "extra_tool": self.state.extra_tool,

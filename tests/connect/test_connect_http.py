@@ -182,6 +182,26 @@ async def test_set_stale_style_at_run_time(server: Any) -> None:
             assert s.reconnects == n, style
 
 
+@pytest.mark.skipif(MCP_MAJOR < 2, reason="the session-less protocol is mcp 2.x's")
+async def test_keepalive_knows_the_session_less_protocol_has_nothing_to_keep(server: Any) -> None:
+    """The 2026-07-28 protocol has no session to expire and no ``ping``: keepalive sends nothing there."""
+    async with mcp_hooks.connect(server.url, keepalive=0.2, mode="auto") as s:
+        await s.call_tool("echo", {"text": "a"})
+        assert s.session_id is None
+        sent: list[str] = []
+        for name in ("send_ping", "list_tools"):
+            real = getattr(s, name)
+
+            async def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+                sent.append(_name)
+                return await _real(*args, **kwargs)
+
+            setattr(s, name, counting)
+        await asyncio.sleep(1.0)
+        assert sent == []
+        assert value(await s.call_tool("echo", {"text": "b"})) == "b"
+
+
 async def test_keepalive_keeps_an_idle_session(mcp_fault_server_factory: Any) -> None:
     srv = mcp_fault_server_factory(idle_timeout=1)
     async with mcp_hooks.connect(srv.url, keepalive=0.3, **SESSIONS) as s:
