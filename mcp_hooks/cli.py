@@ -315,33 +315,28 @@ def _rejects_session(status: int, body: bytes) -> bool:
 
 
 async def _post_refusable(client: Any, url: str, body: Any, headers: dict[str, str], report: dict[str, Any]) -> Any:
-    """POST as mcp-hooks would send it: a 429/503 is sent again as the ``retry_refused`` hook decides
-    (each refusal and the decision go in ``report["refused"]``); one not sent again ends the probe."""
-    from .calls import ToolCall
-    from .healing.watch import MAX_SENDS, REFUSED_STATUSES, retry_after_seconds
-    from .manager import decide
+    """POST as mcp-hooks sends it (``watch.send_refusable``: a 429/503 sent again as the ``retry_refused`` hook
+    decides), each refusal and the decision put in ``report["refused"]``; one not sent again ends the probe."""
+    from .healing.watch import send_refusable
 
-    pm = plugin_manager()
-    for attempt in range(1, MAX_SENDS + 1):
-        response = await client.post(url, json=body, headers=headers)
-        status = response.status_code
-        if status not in REFUSED_STATUSES:
-            return response
-        header = response.headers.get("retry-after")
-        retry_after = retry_after_seconds(header)
-        call = ToolCall(server=url, tool=None, attempt=attempt, framework="mcp")
-        wait = decide(pm, "retry_refused", call=call, status=status, retry_after=retry_after)
-        again = isinstance(wait, (int, float)) and not isinstance(wait, bool) and attempt < MAX_SENDS
-        decision = f"sent again after {float(wait):g} s" if again else "not sent again"
-        report.setdefault("refused", []).append({"status": status, "retry_after": header, "decision": decision})
-        if not again:
-            asked = f", Retry-After: {header}" if header is not None else ""
-            raise CliError(
-                f"{url} refused the probe's request with HTTP {status}{asked}; mcp-hooks would not send it "
-                "again (the retry_refused hook: the built-in retry-after plugin waits up to 10 s); try later"
-            )
-        await asyncio.sleep(min(float(wait), 30.0))
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+    refused: list[dict[str, Any]] = report.setdefault("refused", [])
+
+    def heard(status: int, header: str | None, wait: float | None) -> None:
+        decision = f"sent again after {wait:g} s" if wait is not None else "not sent again"
+        refused.append({"status": status, "retry_after": header, "decision": decision})
+
+    request = client.build_request("POST", url, json=body, headers=headers)
+    response = await send_refusable(client.send, request, url, plugin_manager(), on_refusal=heard)
+    if refused and refused[-1]["decision"] == "not sent again":
+        last = refused[-1]
+        asked = f", Retry-After: {last['retry_after']}" if last["retry_after"] is not None else ""
+        raise CliError(
+            f"{url} refused the probe's request with HTTP {last['status']}{asked}; mcp-hooks would not send it "
+            "again (the retry_refused hook: the built-in retry-after plugin waits up to 10 s); try later"
+        )
+    if not refused:
+        del report["refused"]
+    return response
 
 
 async def _sessionless_versions(client: Any, url: str, base: dict[str, str], report: dict[str, Any]) -> list[str]:

@@ -484,8 +484,8 @@ class ResilientSession:
         task = asyncio.current_task()
         assert task is not None
         silence: _Silence | None = None
-        if method == "call_tool":
-            kwargs = dict(kwargs)
+        if method == "call_tool" and (self._options.call_timeout is not None or _CALL_TIMEOUT in kwargs):
+            kwargs = dict(kwargs)  # the caller's stays as it is, for a replay
             limit = kwargs.pop(_CALL_TIMEOUT, None) or self._options.call_timeout
             if limit is not None:
                 silence = _Silence(task, limit)

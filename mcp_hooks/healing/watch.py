@@ -122,7 +122,11 @@ REFUSED_CODE = -32029
 
 
 async def send_refusable(
-    send: Callable[[Any], Awaitable[Any]], request: Any, server: str, pm: pluggy.PluginManager
+    send: Callable[[Any], Awaitable[Any]],
+    request: Any,
+    server: str,
+    pm: pluggy.PluginManager,
+    on_refusal: Callable[[int, str | None, float | None], None] | None = None,
 ) -> Any:
     """``send(request)``; while the server refuses a POST with 429 or 503 and the ``retry_refused`` hook
     gives a wait, wait and send it again (at most :data:`MAX_SENDS` sends).
@@ -130,6 +134,8 @@ async def send_refusable(
     A refusal that is not sent again is answered to the SDK as the request's JSON-RPC error (it names
     the status and ``Retry-After``, and says the request did not run): handed the HTTP error itself,
     mcp 1.x would tear the whole transport down and the request would look lost in flight.
+    ``on_refusal(status, retry_after_header, wait)`` hears each refusal and the wait decided (``None``: not
+    sent again).
     """
     for attempt in range(1, MAX_SENDS + 1):
         response = await send(request)
@@ -140,10 +146,13 @@ async def send_refusable(
         call = _refused_call(request, server, attempt)
         wait = decide(pm, "retry_refused", call=call, status=status, retry_after=retry_after)
         await response.aclose()
-        if attempt == MAX_SENDS or wait is None or wait is False or not isinstance(wait, (int, float)):
+        again = attempt < MAX_SENDS and isinstance(wait, (int, float)) and not isinstance(wait, bool)
+        wait = max(0.0, float(wait)) if again else None
+        if on_refusal is not None:
+            on_refusal(status, response.headers.get("retry-after"), wait)
+        if wait is None:
             log.info("mcp_hooks: %s refused a request with HTTP %d; not sent again", server, status)
             return _refusal_answer(request, server, status, retry_after, response)
-        wait = max(0.0, float(wait))
         log.info("mcp_hooks: %s refused a request with HTTP %d; sending it again in %.2f s", server, status, wait)
         await anyio.sleep(wait)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns

@@ -622,7 +622,7 @@ class FaultMiddleware:
             body = await _read_body(receive)
             if await self._rejected_call(body, send):
                 return
-            receive = _replayed(body)
+            receive = _replayed(body, receive)
         if self.stateless or (modern and not self.legacy_only):
             if modern and self.legacy_only:  # a pre-2026 stateless server checks only the version
                 await self._refuse_modern(scope, receive, send, session_id, unsupported=True)
@@ -830,20 +830,19 @@ async def _read_body(receive: Receive) -> bytes:
     return body
 
 
-def _replayed(body: bytes) -> Receive:
-    """A ``receive`` that gives ``body`` once, then waits for the client to go (as the server's would)."""
+def _replayed(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` (already read from ``receive``) once, then hands on to ``receive``
+    (the server's own, which says when the client goes)."""
     given = False
 
-    async def receive() -> Any:
+    async def replay() -> Any:
         nonlocal given
-        import anyio
-
         if not given:
             given = True
             return {"type": "http.request", "body": body, "more_body": False}
-        await anyio.sleep_forever()
+        return await receive()
 
-    return receive
+    return replay
 
 
 async def _respond(
