@@ -130,6 +130,19 @@ async def restart_under(srv: FaultServer) -> None:
     await asyncio.to_thread(srv.restart, signal.SIGKILL)
 
 
+async def twenty_reads_across_a_kill(srv: FaultServer, read: Callable[[], Awaitable[str]]) -> None:
+    """20 ``slow`` calls (``read()`` starts one and gives the text the model reads) in flight when the server
+    is killed and restarted: every one answered by the new process, each killed in flight and replayed once
+    (read-only)."""
+    calls = [asyncio.ensure_future(read()) for _ in range(20)]
+    await wait_until(lambda: srv.executions("slow") >= 20, "the 20 calls to reach the server")
+    await restart_under(srv)
+    answers = await asyncio.wait_for(asyncio.gather(*calls), 60)
+    assert all(a.startswith("slept 2.0 s (pid ") for a in answers), answers
+    assert {pid_in(a) for a in answers} == {srv.pid}
+    assert srv.executions("slow") == 40
+
+
 def arm_lost_write(srv: FaultServer, tool: str = "incr", revive_after: float = 0.0) -> threading.Thread:
     """The next ``tool`` runs on the server (its side effect done), then the server is SIGKILLed before it
     answers; a thread starts it again once it is dead (``revive_after`` seconds later)."""

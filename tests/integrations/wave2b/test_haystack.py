@@ -44,7 +44,7 @@ from wave2a_support import (
     pid_in,
     restart_under,
     run_child,
-    wait_until,
+    twenty_reads_across_a_kill,
 )
 
 with warnings.catch_warnings():
@@ -225,13 +225,7 @@ async def test_20_concurrent_calls_across_a_kill_all_answer_with_one_rebuild(
     srv = mcp_fault_server
     with haystack_tools(srv.url, "toolset") as tools, ThreadPoolExecutor(20) as pool:
         await invoke(tools["echo"], text="warm up")
-        calls = [asyncio.ensure_future(invoke(tools["slow"], pool, seconds=2.0)) for _ in range(20)]
-        await wait_until(lambda: srv.executions("slow") >= 20, "the 20 calls to reach the server")
-        await restart_under(srv)
-        answers = await asyncio.wait_for(asyncio.gather(*calls), 60)
-    assert all(a.startswith("slept 2.0 s (pid ") for a in answers), answers
-    assert {pid_in(a) for a in answers} == {srv.pid}
-    assert srv.executions("slow") == 40  # each killed in flight, each replayed once (read-only)
+        await twenty_reads_across_a_kill(srv, lambda: invoke(tools["slow"], pool, seconds=2.0))
     assert rebuilds.count == 1, rebuilds
 
 
