@@ -56,13 +56,14 @@ WAVE2A_MCP1 = (
     "strands-agents==1.62.0",
     "mcp-use==1.7.1",
     "semantic-kernel==1.45.0",
+    "google-adk==2.13.0",
 )
 
 
 @nox.session(name="wave2a-mcp1")
 def wave2a_mcp1(session: nox.Session) -> None:
-    """langchain-mcp-adapters, strands-agents, mcp-use and semantic-kernel through their own tool paths,
-    healed by ``instrument("mcp")`` alone, under the newest mcp 1.x."""
+    """langchain-mcp-adapters, strands-agents, mcp-use, semantic-kernel and google-adk through their own
+    tool paths, healed by ``instrument("mcp")`` alone, under the newest mcp 1.x."""
     session.install("-e", ".[test]", MCP_LINES["mcp1"], *WAVE2A_MCP1)
     session.run(*PYTEST, "tests/integrations/wave2a", *session.posargs)
 
@@ -145,7 +146,8 @@ def wave2b_mcp2(session: nox.Session) -> None:
 
 @nox.session(name="bench-wave2a-mcp1", default=False)
 def bench_wave2a_mcp1(session: nox.Session) -> None:
-    """langchain-mcp-adapters, strands-agents, mcp-use and semantic-kernel alone and healed (figures only)."""
+    """langchain-mcp-adapters, strands-agents, mcp-use, semantic-kernel and google-adk alone and healed
+    (figures only)."""
     session.install("-e", ".", MCP_LINES["mcp1"], *WAVE2A_MCP1)
     session.run(
         "python", "-m", "benchmarks.frameworks.healed", "--out", "benchmarks/results/healed-mcp1.json", *session.posargs
@@ -154,7 +156,7 @@ def bench_wave2a_mcp1(session: nox.Session) -> None:
 
 @nox.session(name="bench-wave2a-mcp2", default=False)
 def bench_wave2a_mcp2(session: nox.Session) -> None:
-    """agno alone and healed (figures only)."""
+    """google-adk and agno alone and healed (figures only)."""
     session.install("-e", ".", MCP_LINES["mcp2"], *WAVE2A_MCP2)
     session.run(
         "python", "-m", "benchmarks.frameworks.healed", "--out", "benchmarks/results/healed-mcp2.json", *session.posargs

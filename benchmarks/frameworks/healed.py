@@ -191,6 +191,21 @@ async def agno(url: str) -> AsyncIterator[Call]:
 
 
 @contextlib.asynccontextmanager
+async def google_adk(url: str) -> AsyncIterator[Call]:
+    """google-adk: one agent turn (``Runner`` -> ``LlmAgent`` -> ``McpToolset`` -> ``McpTool.run_async``) in
+    which a scripted model asks for the call; what the model reads back."""
+    from benchmarks.frameworks.adk_agent import agent, text_of
+
+    async with agent(url) as adk:
+
+        async def call(name: str, args: dict[str, Any]) -> str:
+            (response,) = await adk.call((name, args))
+            return text_of(response)
+
+        yield call
+
+
+@contextlib.asynccontextmanager
 async def autogen_ext(url: str) -> AsyncIterator[Call]:
     """autogen-ext's ``McpWorkbench.call_tool``: what ``AssistantAgent(workbench=...)`` awaits for a function call.
     It turns an error into ``ToolResult(is_error=True)``; the model reads ``to_text()`` either way."""
@@ -324,6 +339,7 @@ FRAMEWORKS: dict[str, tuple[str, Callable[[str], contextlib.AbstractAsyncContext
     "mcp-use": ("mcp_use", mcp_use),
     "semantic-kernel": ("semantic_kernel", semantic_kernel),
     "agno": ("agno", agno),
+    "google-adk": ("google.adk.tools.mcp_tool", google_adk),
     "autogen-ext": ("autogen_ext.tools.mcp", autogen_ext),
     "smolagents": ("smolagents", smolagents),
     "camel-ai": ("camel", camel),

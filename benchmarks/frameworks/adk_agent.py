@@ -1,11 +1,17 @@
 """An ADK agent run through ADK's own tool path: ``Runner`` -> ``LlmAgent`` -> ``McpToolset`` ->
-``McpTool.run_async``, with a scripted model (no provider) that asks for the tool calls given and then
-reports what the tools answered, exactly as the model would have read it."""
+``McpTool.run_async``, with a scripted model (no provider) that asks for the tool calls it is given and
+then reports what the tools answered, exactly as the model would have read it.
+
+Shared by the google-adk tests (``tests/integrations/wave2a/test_google_adk.py``) and the benchmark of the
+frameworks healed by ``instrument("mcp")`` (``benchmarks/frameworks/healed.py``). Each turn runs in an ADK
+session of its own and carries its calls in the user's message, so turns may run concurrently.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -25,11 +31,11 @@ _ids = itertools.count(1)
 
 
 class ScriptedModel(BaseLlm):
-    """Asks for ``next_calls`` (all in one model turn, so ADK runs them in parallel), then answers with
-    text once the function responses are in; records the tool names the model was offered."""
+    """Asks for the calls written in the turn's user message (all in one model turn, so ADK runs them in
+    parallel), then answers with text once the function responses are in; records the tool names the
+    model was offered."""
 
     model: str = "scripted"
-    next_calls: list[tuple[str, dict[str, Any]]] = Field(default_factory=list)
     offered: list[list[str]] = Field(default_factory=list)
 
     async def generate_content_async(
@@ -40,9 +46,10 @@ class ScriptedModel(BaseLlm):
         if last is not None and any(part.function_response for part in last.parts or []):
             yield LlmResponse(content=types.Content(role="model", parts=[types.Part.from_text(text="done")]))
             return
+        asked = json.loads(llm_request.contents[0].parts[0].text or "[]")  # type: ignore[index]
         parts = [
             types.Part(function_call=types.FunctionCall(id=f"call-{next(_ids)}", name=name, args=args))
-            for name, args in self.next_calls
+            for name, args in asked
         ]
         yield LlmResponse(content=types.Content(role="model", parts=parts))
 
@@ -52,19 +59,15 @@ class Agent:
         self.runner = runner
         self.model = model
         self.toolset = toolset
-        self.session_id: str | None = None
 
     async def call(self, *calls: tuple[str, dict[str, Any]]) -> list[Any]:
         """One agent turn in which the model asks for ``calls``: the function responses, in call order
         (what the model reads: the tool's result, or ADK's ``{"error": ...}``)."""
-        if self.session_id is None:
-            session = await self.runner.session_service.create_session(app_name="kit", user_id="u")
-            self.session_id = session.id
-        self.model.next_calls = list(calls)
+        session = await self.runner.session_service.create_session(app_name="kit", user_id="u")
         responses: dict[str, Any] = {}
         order: list[str] = []
-        message = types.Content(role="user", parts=[types.Part.from_text(text="go")])
-        async for event in self.runner.run_async(user_id="u", session_id=self.session_id, new_message=message):
+        message = types.Content(role="user", parts=[types.Part.from_text(text=json.dumps(calls))])
+        async for event in self.runner.run_async(user_id="u", session_id=session.id, new_message=message):
             for part in (event.content.parts if event.content else None) or []:
                 if part.function_call is not None:
                     order.append(part.function_call.id)
@@ -74,10 +77,13 @@ class Agent:
 
 
 def text_of(response: Any) -> str:
-    """The text of a successful MCP tool result as ADK hands it to the model."""
-    assert isinstance(response, dict) and "error" not in response, response
-    content = response.get("content") or []
-    return "".join(part.get("text", "") for part in content)
+    """What the model reads from one function response: the text of the MCP tool's result, or ADK's
+    ``{"error": ...}`` as its text."""
+    if not isinstance(response, dict):
+        return repr(response)
+    if "error" in response:
+        return f"error: {response['error']}"
+    return "".join(part.get("text", "") for part in response.get("content") or [])
 
 
 @contextlib.asynccontextmanager
