@@ -18,6 +18,6 @@ def test_the_quick_suite_writes_its_figures(tmp_path: Path) -> None:
     document = run_quick("benchmarks.otel", tmp_path / "otel.json", timeout=180)
     assert document["suite"].startswith("opentelemetry-mcp")
     figures = {f["id"]: f for f in document["figures"]}
-    assert set(figures) == {"otel.sdk", "otel.noop"}
+    assert set(figures) == {"otel.sdk", "otel.sdk_vs_bare", "otel.noop", "otel.context"}
     for figure in figures.values():
         assert math.isfinite(figure["ours"]) and math.isfinite(figure["baseline"]) and figure["baseline"] > 0
