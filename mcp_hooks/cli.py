@@ -332,7 +332,8 @@ async def _post_refusable(client: Any, url: str, body: Any, headers: dict[str, s
         asked = f", Retry-After: {last['retry_after']}" if last["retry_after"] is not None else ""
         raise CliError(
             f"{url} refused the probe's request with HTTP {last['status']}{asked}; mcp-hooks would not send it "
-            "again (the retry_refused hook: the built-in retry-after plugin waits up to 10 s); try later"
+            "again (the retry_refused hook: without a deadline the built-in retry-after plugin waits up to 10 s); "
+            "try later"
         )
     if not refused:
         del report["refused"]

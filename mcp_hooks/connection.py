@@ -241,7 +241,11 @@ class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
         try:
             owner = self._owner
             response = await send_refusable(
-                self._inner.handle_async_request, request, owner.server, owner._tool_policy.manager()
+                self._inner.handle_async_request,
+                request,
+                owner.server,
+                owner._tool_policy.manager(),
+                deadline=owner._deadline,
             )
         except Exception as exc:
             self._owner._request_failed(link, request, exc, sent_session is not None)

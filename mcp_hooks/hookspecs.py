@@ -110,16 +110,21 @@ def reconnect(call: ToolCall) -> Any:
 
 
 @hookspec(firstresult=True)
-def retry_refused(call: ToolCall, status: int, retry_after: float | None) -> float | bool | None:
+def retry_refused(
+    call: ToolCall, status: int, retry_after: float | None, remaining: float | None
+) -> float | bool | None:
     """Decide whether a request the server refused with HTTP 429 or 503 is sent again, and when.
 
     The request never ran, so sending it again is always safe; the question is only whether it is worth
     waiting. ``retry_after`` is the server's ``Retry-After`` in seconds (an HTTP date is converted), or
-    ``None`` without the header; ``call.attempt`` is how many times it was sent. Return the seconds to
-    wait before sending it again, ``False`` to hand the refusal to the caller now, ``None`` for no
-    opinion. The built-in ``retry-after`` plugin (``trylast``) waits what the server asks when that is
-    at most 10 s (otherwise it gives the refusal back at once, never waiting it out), jittered backoff
-    without the header, and at most 3 retries.
+    ``None`` without the header; ``remaining`` is how many seconds the request has left before whoever
+    sent it gives up (``connect()``'s ``deadline``, counted from when the request was first sent), or
+    ``None`` when that is not known (a plain SDK session); ``call.attempt`` is how many times it was
+    sent. Return the seconds to wait before sending it again, ``False`` to hand the refusal to the caller
+    now, ``None`` for no opinion. The built-in ``retry-after`` plugin (``trylast``) waits what the server
+    asks when that fits in ``remaining`` (at most 10 s when ``remaining`` is unknown; otherwise it gives
+    the refusal back at once, never waiting it out), jittered backoff without the header (never past
+    ``remaining``), and at most 3 retries. An implementation may name only the arguments it needs.
 
     Example::
 

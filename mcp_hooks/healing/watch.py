@@ -127,6 +127,7 @@ async def send_refusable(
     server: str,
     pm: pluggy.PluginManager,
     on_refusal: Callable[[int, str | None, float | None], None] | None = None,
+    deadline: float | None = None,
 ) -> Any:
     """``send(request)``; while the server refuses a POST with 429 or 503 and the ``retry_refused`` hook
     gives a wait, wait and send it again (at most :data:`MAX_SENDS` sends).
@@ -135,8 +136,10 @@ async def send_refusable(
     the status and ``Retry-After``, and says the request did not run): handed the HTTP error itself,
     mcp 1.x would tear the whole transport down and the request would look lost in flight.
     ``on_refusal(status, retry_after_header, wait)`` hears each refusal and the wait decided (``None``: not
-    sent again).
+    sent again). ``deadline``: seconds the request may take from now, refusals included (``None``:
+    unknown); the hook is told what is left of it.
     """
+    deadline_at = None if deadline is None else time.monotonic() + deadline
     for attempt in range(1, MAX_SENDS + 1):
         response = await send(request)
         status = response.status_code
@@ -144,7 +147,8 @@ async def send_refusable(
             return response
         retry_after = retry_after_seconds(response.headers.get("retry-after"))
         call = _refused_call(request, server, attempt)
-        wait = decide(pm, "retry_refused", call=call, status=status, retry_after=retry_after)
+        remaining = None if deadline_at is None else max(0.0, deadline_at - time.monotonic())
+        wait = decide(pm, "retry_refused", call=call, status=status, retry_after=retry_after, remaining=remaining)
         await response.aclose()
         again = attempt < MAX_SENDS and isinstance(wait, (int, float)) and not isinstance(wait, bool)
         wait = max(0.0, float(wait)) if again else None

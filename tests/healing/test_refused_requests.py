@@ -18,6 +18,7 @@ from healing_helpers import raw_session, text
 import mcp_hooks
 from mcp_hooks import hookimpl
 from mcp_hooks.healing.watch import retry_after_seconds
+from mcp_hooks.plugins.retry_after import retry_refused
 
 pytestmark = [pytest.mark.usefixtures("healing"), pytest.mark.timeout(90)]
 
@@ -67,6 +68,45 @@ async def test_a_retry_after_longer_than_the_cap_is_not_waited_out(server: Any, 
         assert server.health()["throttled"] == 1
         # the session is not lost: the next call answers
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "next"}), 20)).startswith("next")
+
+
+async def test_connect_waits_a_retry_after_past_the_cap_when_it_fits_the_deadline(server: Any) -> None:
+    """The cap of 10 s is for a request whose deadline is unknown; connect() knows its own."""
+    async with mcp_hooks.connect(server.url, deadline=25.0) as session:
+        text(await session.call_tool("echo", {"text": "warm"}))
+        server.throttle(429, retry_after=11)
+        started = time.monotonic()
+        answer = await asyncio.wait_for(session.call_tool("incr", {}), 25)
+        assert time.monotonic() - started >= 10.5
+        assert not getattr(answer, "isError", False) and not getattr(answer, "is_error", False), answer
+    assert server.executions("incr") == 1
+    assert server.health()["throttled"] == 1
+
+
+async def test_connect_never_waits_a_retry_after_past_its_deadline(server: Any) -> None:
+    """A Retry-After of 5 s is under the cap, but not under a 3 s deadline: refused at once, never run."""
+    async with mcp_hooks.connect(server.url, deadline=3.0) as session:
+        text(await session.call_tool("echo", {"text": "warm"}))
+        server.throttle(429, retry_after=5)
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:
+            await asyncio.wait_for(session.call_tool("incr", {}), 20)
+        assert time.monotonic() - started < 2.5, "the Retry-After was waited past the deadline"
+        assert "429" in str(caught.value) or "429" in repr(getattr(caught.value, "error", "")), repr(caught.value)
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "next"}), 20)).startswith("next")
+    assert server.executions("incr") == 0
+
+
+def test_the_built_in_plugin_fits_every_wait_in_the_time_left() -> None:
+    call = mcp_hooks.ToolCall(server="http://127.0.0.1:1/mcp", tool="incr")
+    assert retry_refused(call, 429, 5.0, 8.0) == 5.0
+    assert retry_refused(call, 429, 5.0, 3.0) is False
+    assert retry_refused(call, 429, 12.0, 30.0) == 12.0
+    assert retry_refused(call, 429, 12.0, None) is False  # unknown deadline: the 10 s cap
+    assert retry_refused(call, 429, 10.0, None) == 10.0
+    assert retry_refused(call, 503, None, 0.2) is False  # the first backoff is 0.25 to 0.5 s
+    assert 0.25 <= retry_refused(call, 503, None, None) <= 0.5
+    assert retry_refused(call.replace(attempt=4), 429, 0.0, None) is False
 
 
 class _NoRetry:
