@@ -7,8 +7,9 @@ each node by, in order of strength:
 1. a mark that :func:`mcp_hooks.connect` attaches when it saw the HTTP answer itself
    (:func:`mark_session_lost`): a 404 to a request that carried ``Mcp-Session-Id`` is session loss
    whatever its body says, and the request did not run;
-2. an HTTP status carried by the error (httpx ``HTTPStatusError``): 404 or 410 to a session-bearing
-   request, or a 400 whose body names the session;
+2. an HTTP status carried by the error (httpx ``HTTPStatusError``): 404, 410 or 401 to a session-bearing
+   request (a 401 there is a gateway that dropped the session and blames the token), or a 400 whose body
+   names the session;
 3. the SDK error's code and message, duck-typed on ``.error.code``/``.error.message`` or
    ``.code``/``.message`` (mcp 1.x ``McpError``, 2.x ``MCPError``, fastmcp's alias), codes of both signs;
 4. typed transport failures (connection refused before sending; reset, closed or broken while in flight);
@@ -332,6 +333,10 @@ def _judge_http(node: BaseException) -> tuple[Loss, str] | None:
         return Loss.REJECTED, "HTTP 404 to a request that carried Mcp-Session-Id"
     if status == 410 and with_session:
         return Loss.REJECTED, "HTTP 410 Gone to a request that carried Mcp-Session-Id"
+    if status == 401 and with_session:
+        # a gateway that dropped an idle session blames the token; a fresh session's handshake refused
+        # too (no session id) is an auth failure, so this rebuilds at most once
+        return Loss.REJECTED, "HTTP 401 to a request that carried Mcp-Session-Id (taken as the session dropped)"
     if status in (400, 401, 404, 410, 503):
         body = _response_text(response)
         if body and _REJECTED_TEXT.search(body):

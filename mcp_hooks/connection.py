@@ -259,7 +259,10 @@ class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
                 link.refused_credentials = status  # a new session's handshake: the credentials are refused
         elif status in (404, 410, 401) or status == 400:
             if status == 401:  # taken as the session dropped (a gateway's GC): the SDK is shown a 404
-                response = await session_gone(response, request)
+                gone = await session_gone(response, request, owner.server, owner._tool_policy.manager())
+                if gone is None:  # a plugin said it is not: the SDK and its auth see the 401
+                    return response
+                response = gone
             if status == 400:
                 response, named = await read_400(response, request)
             else:
@@ -617,16 +620,23 @@ class ResilientSession:
             raise error
 
     def _breaker_error(self) -> CircuitOpen | None:
-        """:class:`CircuitOpen` when no session could be opened for ``breaker_after`` seconds while the
-        background heal keeps trying: a call would only wait its deadline for nothing."""
+        """:class:`CircuitOpen` when no session could be opened for a while (``breaker_after`` seconds, as
+        the ``open_circuit`` hook decides) while the background heal keeps trying: a call would only wait
+        its deadline for nothing."""
         down = self._unreachable_since
-        after = self._options.breaker_after
-        if down is None or after is None or not self._options.heal or self._closing:
+        if down is None or not self._options.heal or self._closing:
             return None
         link = self._link
         if link is not None and link.usable:
             return None
-        if time.monotonic() - down[0] < after:
+        asked = decide(
+            self._tool_policy.manager(),
+            "open_circuit",
+            call=ToolCall(server=self.server, owner=self, framework="mcp"),
+            down_for=time.monotonic() - down[0],
+            threshold=self._options.breaker_after,
+        )
+        if asked is not True:
             return None
         since = time.strftime("%H:%M:%S", time.localtime(down[1]))
         return CircuitOpen(

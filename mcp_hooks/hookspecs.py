@@ -1,6 +1,7 @@
 """The hook specifications: what a plugin may decide and observe.
 
-Decision hooks (``should_reconnect``, ``is_replay_safe``, ``reconnect``, ``retry_refused``) are
+Decision hooks (``should_reconnect``, ``is_replay_safe``, ``reconnect``, ``retry_refused``,
+``open_circuit``) are
 ``firstresult``: the first implementation that returns something other than ``None`` decides. They
 are plain functions, free of side effects; the engine does the sleeping and the reconnecting.
 Observer hooks (``on_*``) are called on every implementation, one at a time; an observer that raises
@@ -28,7 +29,7 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 #: Hooks whose first non-``None`` answer decides.
-DECISION_HOOKS = ("should_reconnect", "is_replay_safe", "reconnect", "retry_refused")
+DECISION_HOOKS = ("should_reconnect", "is_replay_safe", "reconnect", "retry_refused", "open_circuit")
 #: Hooks called on every implementation, for logs, metrics and traces.
 OBSERVER_HOOKS = ("on_tool_error", "on_reconnect", "on_rebuilt", "on_recovered", "on_giveup")
 
@@ -132,6 +133,30 @@ def retry_refused(
         def retry_refused(call, status, retry_after):
             if call.server.startswith("https://rate-limited.example"):
                 return False     # let the caller decide
+            return None
+    """
+
+
+@hookspec(firstresult=True)
+def open_circuit(call: ToolCall, down_for: float, threshold: float | None) -> bool | None:
+    """Decide whether calls to a server that could not be reached or rebuilt for ``down_for`` seconds fail
+    at once (a circuit breaker) instead of each waiting out its deadline.
+
+    Session loss alone never asks this: only a server that cannot be reached or rebuilt. ``call.server``
+    is the server's key (``call.tool`` is ``None``); ``threshold`` is the configured wait
+    (``connect(breaker_after=...)``, 15 s; under ``instrument("mcp")`` the healing layer's rebuild deadline),
+    or ``None`` where the user turned the breaker off. ``connect()`` asks each time a call would wait on
+    the server; the healing layer asks when a rebuild has failed for its deadline. Return ``True`` to
+    open it (calls fail at once with an error naming the server and since when; one probe at a time
+    closes it), ``False`` to keep every call waiting for a rebuild, ``None`` for no opinion. The
+    built-in ``circuit-breaker`` plugin (``trylast``) opens it once ``down_for`` reaches ``threshold``.
+
+    Example::
+
+        @hookimpl
+        def open_circuit(call, down_for):
+            if call.server == "http://batch-jobs.internal/mcp":
+                return False     # these callers would rather wait
             return None
     """
 

@@ -93,9 +93,10 @@ MAX_TOOL_PAGES = 20
 MAX_RESENDS = 3
 BACKOFF_INITIAL = 0.05
 BACKOFF_MAX = 2.0
-#: Circuit breaker: once a rebuild has failed for ``HEAL_DEADLINE`` (the server unreachable or failing),
-#: requests are answered at once with an error until the next probe, one rebuild attempt made by the
-#: first request after this many seconds, doubled after each failed probe up to ``BREAKER_PROBE_MAX``.
+#: Circuit breaker: once a rebuild has failed for ``HEAL_DEADLINE`` (the server unreachable or failing) and
+#: the ``open_circuit`` hook agrees, requests are answered at once with an error until the next probe, one
+#: rebuild attempt made by the first request after this many seconds, doubled after each failed probe up
+#: to ``BREAKER_PROBE_MAX``.
 #: Session loss alone never opens it: only a server that cannot be reached or rebuilt.
 BREAKER_PROBE_INITIAL = 1.0
 BREAKER_PROBE_MAX = 10.0
@@ -633,10 +634,15 @@ class Relay:
             if failures:
                 await self._wait_before_retry(failures, since)
             failures += 1
-            if time.monotonic() - since > HEAL_DEADLINE:
+            down_for = time.monotonic() - since
+            if down_for > HEAL_DEADLINE:
                 await self._fail_waiting(f"could not rebuild the session within {HEAL_DEADLINE:.0f} s")
-                self._breaker = _Breaker(time.time() - (time.monotonic() - since))
-                log.info("mcp_hooks: %s", self._breaker.describe(self.server))
+                asked = decide(
+                    self.pm, "open_circuit", call=self._call(None), down_for=down_for, threshold=HEAL_DEADLINE
+                )
+                if asked is True:  # the built-in circuit-breaker plugin; a plugin may veto it
+                    self._breaker = _Breaker(time.time() - down_for)
+                    log.info("mcp_hooks: %s", self._breaker.describe(self.server))
                 self._outage_since = None
                 failures = 0
                 await self._until_wanted()

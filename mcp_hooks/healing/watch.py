@@ -223,9 +223,19 @@ class EventSeen:
         return EventStreamEnd("the server closed the response stream before it answered")
 
 
-async def session_gone(response: Any, request: Any) -> Any:
-    """A 401 to a request that carried the session id, shown to the SDK as the 404 it understands as
-    session loss (it would tear its whole transport down on the 401: mcp 1.x raises it in its writer)."""
+async def session_gone(response: Any, request: Any, server: str, pm: pluggy.PluginManager) -> Any | None:
+    """A 401 to a request that carried the session id: when the ``should_reconnect`` hook takes it as the
+    session dropped (the built-in plugin does, from :func:`~mcp_hooks.classify`: a gateway that dropped an
+    idle session blames the token), the 404 the SDK understands as session loss, to hand on instead (it
+    would tear its whole transport down on the 401: mcp 1.x raises it in its writer); ``None`` when a
+    plugin vetoed it, and the 401 goes on to the SDK and its auth as it is."""
+    error = _httpx.HTTPStatusError(
+        "HTTP 401 to a request that carried Mcp-Session-Id",
+        request=request,
+        response=_httpx.Response(401, request=request),
+    )
+    if decide(pm, "should_reconnect", call=_refused_call(request, server, 1), error=error) is not True:
+        return None
     await response.aclose()
     return _httpx.Response(404, request=request)
 
@@ -324,12 +334,14 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             link.session_id_seen = issued
         carried_session = request.headers.get("mcp-session-id") is not None
         if status in (401, 403) and not carried_session and request.method == "POST":
-            link.credentials_refused(status)  # a new session's handshake: an auth failure, not session loss
-            return response
+            return response  # a new session's handshake: the client's auth may retry (see _FinalAnswer)
         if status in (400, 401, 404, 410) and carried_session:
             named = True
             if status == 401:
-                response = await session_gone(response, request)
+                gone = await session_gone(response, request, link.server, link.pm)
+                if gone is None:
+                    return response
+                response = gone
             if status == 400:
                 response, named = await read_400(response, request)
             if named and request.method != "DELETE":
@@ -359,4 +371,29 @@ def watch_client(client: Any) -> bool:
         for pattern, mounted in list(mounts.items()):
             if mounted is not None and not isinstance(mounted, WatchingTransport):
                 mounts[pattern] = WatchingTransport(mounted)
+    if "send" not in vars(client):
+        client.send = _FinalAnswer(client.send)
     return True
+
+
+class _FinalAnswer:
+    """The client's ``send`` (above its auth, below the SDK): a 401 or 403 to a new session's handshake is
+    an auth failure only once the client's ``httpx.Auth`` (an OAuth provider, a refreshing token) has had
+    its turn, so it is judged here, on the answer the SDK receives, not in the transport beneath."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Callable[..., Awaitable[Any]]) -> None:
+        self._send = send
+
+    async def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        response = await self._send(request, *args, **kwargs)
+        link = current_link.get()
+        if (
+            link is not None
+            and response.status_code in (401, 403)
+            and request.method == "POST"
+            and request.headers.get("mcp-session-id") is None
+        ):
+            link.credentials_refused(response.status_code)
+        return response

@@ -5,14 +5,17 @@
   lost and the tool's annotations.
 - ``recovery-log`` (:mod:`.recovery_log`): one INFO line per rebuild and per give-up.
 - ``retry-after`` (:mod:`.retry_after`): answers ``retry_refused`` last: when a request refused with
-  429 or 503 is sent again (the server's ``Retry-After`` up to 10 s, else backoff; 3 retries).
+  429 or 503 is sent again (the server's ``Retry-After`` when it fits the request's deadline, else
+  backoff; 3 retries).
+- ``circuit-breaker`` (:mod:`.circuit_breaker`): answers ``open_circuit`` last: calls to a server down
+  for the configured time fail at once.
 """
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from . import recovery_log, replay_safety, retry_after, session_expiry
+from . import circuit_breaker, recovery_log, replay_safety, retry_after, session_expiry
 
 #: name -> plugin object, in registration order.
 BUILTIN_PLUGINS: dict[str, ModuleType] = {
@@ -20,4 +23,5 @@ BUILTIN_PLUGINS: dict[str, ModuleType] = {
     "replay-safety": replay_safety,
     "recovery-log": recovery_log,
     "retry-after": retry_after,
+    "circuit-breaker": circuit_breaker,
 }

@@ -856,6 +856,16 @@ class FaultServer:
             lambda c: c.__setitem__("refuse_credentials", True) if on else c.pop("refuse_credentials", None)
         )
 
+    def require_token(self, token: str | None) -> None:
+        """Answer 401 ``invalid_token`` to every request whose ``Authorization`` is not ``Bearer <token>``
+        (a token that expired or was rotated), until called with ``None``. Counted in
+        ``health()["unauthorized"]``; the token is never logged."""
+        if token is not None and (not isinstance(token, str) or not token):
+            raise ValueError("token must be a non-empty str or None")
+        self._files.update_controls(
+            lambda c: c.__setitem__("require_token", token) if token is not None else c.pop("require_token", None)
+        )
+
     def set_stale_style(self, style: str) -> None:
         """Change how stale session ids are answered, at run time (see ``STALE_STYLES``)."""
         if style not in STALE_STYLES:

@@ -45,6 +45,8 @@ on every request and tool call (a ``stat``; parsed again when it changed):
 * ``stale_401``: ``true``: stale sessions are answered 401 ``invalid_token`` instead of the stale style
   (a gateway that dropped an idle session and blames the token);
 * ``refuse_credentials``: ``true``: every request is answered 401 (the credentials are bad);
+* ``require_token``: a string: every request whose ``Authorization`` is not ``Bearer <it>`` is answered
+  401 ``invalid_token`` (a token that expired or was rotated; never logged);
 * ``expire_sessions``: a generation number; sessions issued under an older one are expired;
 * ``delay``: ``{"tool": name|null, "seconds": s}``;
 * ``stale_style``: how stale session ids are answered (overrides ``--stale-style``);
@@ -597,7 +599,10 @@ class FaultMiddleware:
         modern = self._is_modern(scope)
         if modern and _header(scope, b"mcp-method") == "subscriptions/listen":
             self.listens += 1
-        if self.state.controls().get("refuse_credentials"):
+        required = self.state.controls().get("require_token")
+        if self.state.controls().get("refuse_credentials") or (
+            isinstance(required, str) and _header(scope, b"authorization") != f"Bearer {required}"
+        ):
             self.unauthorized += 1
             await self._drain(receive)
             await _respond(send, 401, "application/json", b'{"error":"invalid_token"}', _CHALLENGE)

@@ -11,7 +11,7 @@ import pytest
 from connect_helpers import SESSIONS, value
 
 import mcp_hooks
-from mcp_hooks import CircuitOpen
+from mcp_hooks import CircuitOpen, hookimpl
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -52,3 +52,37 @@ async def test_a_wrong_breaker_after_is_refused_naming_the_option(server: Any, b
     with pytest.raises(ValueError, match="breaker_after"):
         async with mcp_hooks.connect(server.url, breaker_after=bad):
             pass
+
+
+class _NeverOpen:
+    """A plugin vetoing the breaker for one server (the built-in would open it)."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.asked: list[tuple[float, float | None]] = []
+
+    @hookimpl
+    def open_circuit(self, call: Any, down_for: float, threshold: float | None) -> bool | None:
+        if call.server != self.server:
+            return None
+        self.asked.append((down_for, threshold))
+        return False
+
+
+async def test_a_plugin_can_veto_the_breaker(server: Any) -> None:
+    plugin = _NeverOpen(server.url)
+    pm = mcp_hooks.plugin_manager()
+    pm.register(plugin, name="test-never-open")
+    try:
+        async with mcp_hooks.connect(server.url, breaker_after=0.5, deadline=3.0, **SESSIONS) as s:
+            await s.call_tool("echo", {"text": "a"})
+            server.kill()
+            for _ in range(2):  # the second call comes long after breaker_after: still not failed fast
+                with pytest.raises(Exception) as caught:
+                    await asyncio.wait_for(s.call_tool("echo", {"text": "down"}), 15)
+                assert not isinstance(caught.value, CircuitOpen), caught.value
+    finally:
+        pm.unregister(name="test-never-open")
+    assert plugin.asked, "the open_circuit hook was never asked"
+    assert max(down for down, _ in plugin.asked) >= 0.5
+    assert {threshold for _, threshold in plugin.asked} == {0.5}

@@ -32,7 +32,7 @@ HOOKS = _hookspecs()
 
 def test_the_hookspecs_are_the_documented_set():
     assert {name for name, _ in HOOKS} == set(hookspecs.DECISION_HOOKS) | set(hookspecs.OBSERVER_HOOKS)
-    assert len(HOOKS) == 9
+    assert len(HOOKS) == 10
 
 
 @pytest.mark.parametrize(("name", "function"), HOOKS, ids=[name for name, _ in HOOKS])

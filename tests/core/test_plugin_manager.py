@@ -27,7 +27,7 @@ from mcp_hooks import (
 )
 from mcp_hooks.hookspecs import DECISION_HOOKS, OBSERVER_HOOKS
 
-BUILTINS = ("session-expiry", "replay-safety", "recovery-log", "retry-after")
+BUILTINS = ("session-expiry", "replay-safety", "recovery-log", "retry-after", "circuit-breaker")
 
 
 @pytest.fixture
@@ -138,6 +138,9 @@ def test_disable_blocks_a_builtin_by_name(blocked, monkeypatch, fresh_default):
     elif blocked == "retry-after":
         assert is_session_expired(session_lost_error()) is True
         assert pm.hook.retry_refused.get_hookimpls() == []
+    elif blocked == "circuit-breaker":
+        assert is_session_expired(session_lost_error()) is True
+        assert pm.hook.open_circuit.get_hookimpls() == []
     else:
         assert is_session_expired(session_lost_error()) is True
         assert "recovery-log" not in [i.plugin_name for i in pm.hook.on_rebuilt.get_hookimpls()]

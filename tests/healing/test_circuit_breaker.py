@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from healing_helpers import Events, error_text, raw_session, text
 
+import mcp_hooks
+from mcp_hooks import hookimpl
 from mcp_hooks.healing import relay
 
 pytestmark = [pytest.mark.usefixtures("healing"), pytest.mark.timeout(90)]
@@ -80,3 +82,37 @@ async def test_session_loss_alone_never_opens_the_breaker(server: Any, short_out
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "restarted"}), 20)).startswith(
             "restarted"
         )
+
+
+class _NeverOpen:
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, float, float | None]] = []
+
+    @hookimpl
+    def open_circuit(self, call: Any, down_for: float, threshold: float | None) -> bool:
+        self.asked.append((call.server, down_for, threshold))
+        return False
+
+
+async def test_a_plugin_can_veto_the_breaker(server: Any, short_outages: list[Any]) -> None:
+    """With the breaker vetoed, a call to the down server waits for a rebuild again (one more connection
+    attempted) instead of failing at once; the hook was asked with the server and the rebuild deadline."""
+    plugin = _NeverOpen()
+    pm = mcp_hooks.plugin_manager()
+    pm.register(plugin, name="test-never-open")
+    try:
+        async with raw_session(server.url) as session:
+            text(await session.call_tool("echo", {"text": "warm"}))
+            server.kill()
+            with pytest.raises(Exception) as first:
+                await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 20)
+            assert "could not rebuild the session" in error_text(first.value), error_text(first.value)
+            links = len(short_outages)
+            with pytest.raises(Exception) as second:
+                await asyncio.wait_for(session.call_tool("echo", {"text": "still down"}), 20)
+            assert "unreachable since" not in error_text(second.value), error_text(second.value)
+            assert len(short_outages) > links, "no rebuild was attempted for the second call"
+    finally:
+        pm.unregister(name="test-never-open")
+    assert plugin.asked and plugin.asked[0][0] == server.url and plugin.asked[0][2] == 1.0
+    assert plugin.asked[0][1] > 1.0
