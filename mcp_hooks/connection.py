@@ -120,11 +120,15 @@ class _Silence:
         self.task = task
         self.limit = limit
         self.fired = False
+        self.session: Any = None  # the SDK session the call is sent on, told when the call is given up
+        self.callback: Any = None  # the progress callback handed to the SDK for this call
         self._loop = asyncio.get_running_loop()
         self._timer = self._loop.call_later(limit, self._fire)
 
     def _fire(self) -> None:
         self.fired = True
+        if self.session is not None:
+            _cancel_request(self.session, self.callback, f"no answer and no progress for {self.limit:g} s")
         self.task.cancel()
 
     def heard(self) -> None:
@@ -143,7 +147,42 @@ class _Silence:
             if user is not None:
                 await user(progress, total, message)
 
+        self.callback = on_progress
         return on_progress
+
+
+#: Courtesy ``notifications/cancelled`` being sent (kept so they are not collected half-way).
+_cancelling: set[asyncio.Task[Any]] = set()
+
+
+def _cancel_request(session: Any, callback: Any, reason: str) -> None:
+    """Tell the server that a call given up for silence is no longer awaited, so it can stop the tool.
+
+    mcp 2.x sends ``notifications/cancelled`` itself for a request its caller abandons; mcp 1.x sends
+    nothing. Its request id is found by the call's progress callback (mcp 1.x keys them by the request
+    id, which is also the progress token), read before the cancellation removes it."""
+    if MCP_MAJOR >= 2:
+        return
+    callbacks = getattr(session, "_progress_callbacks", None)
+    if not isinstance(callbacks, dict):
+        return
+    request_id = next((rid for rid, cb in callbacks.items() if cb is callback), None)
+    if request_id is None:
+        return
+    types: Any = importlib.import_module("mcp.types")  # the mcp 1.x names (2.x returned above)
+    note = types.ClientNotification(
+        types.CancelledNotification(params=types.CancelledNotificationParams(requestId=request_id, reason=reason))
+    )
+
+    async def send() -> None:
+        try:
+            await asyncio.wait_for(session.send_notification(note), 2.0)
+        except Exception:  # a courtesy: the call has its answer (CallTimeout) whatever happens here
+            log.debug("mcp_hooks: could not send notifications/cancelled", exc_info=True)
+
+    task = asyncio.ensure_future(send())
+    _cancelling.add(task)
+    task.add_done_callback(_cancelling.discard)
 
 
 def _redact(url: str) -> str:
@@ -497,6 +536,7 @@ class ResilientSession:
             if limit is not None:
                 silence = _Silence(task, limit)
                 kwargs["progress_callback"] = silence.listening(kwargs.get("progress_callback"))
+                silence.session = link.api
         link.callers.add(task)
         link.drained.clear()
         telemetry.note(telemetry.scope(), self.server, link.session_id)

@@ -583,8 +583,8 @@ class FaultServer:
         ``modern_refused`` (2026-07-28 requests refused under ``legacy_only``), ``tools_listed``
         (``tools/list`` requests made on a session), ``legacy_only``, ``post_idle_ttl``, ``extra_tool``
         (whether this process offers the ``extra`` tool), ``throttled``, ``rejected_calls``, ``unauthorized``,
-        ``listens`` (2026-07-28 ``subscriptions/listen`` requests). Counts are per process: a restart starts
-        them again."""
+        ``listens`` (2026-07-28 ``subscriptions/listen`` requests), ``cancelled`` (``slow`` runs cancelled
+        by the client's ``notifications/cancelled``). Counts are per process: a restart starts them again."""
         if self.transport != "http":
             raise FaultServerError("health() needs an HTTP fault server")
         health = self._health(self.port, timeout=timeout) if self.running else None

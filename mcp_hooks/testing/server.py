@@ -90,6 +90,8 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, MutableMap
 from pathlib import Path
 from typing import Any, NoReturn
 
+import anyio
+
 from mcp_hooks.testing.controller import COUNTER_URI, EXTRA_TOOL, HEALTH_PATH, STALE_STYLES, StateFiles
 
 __all__ = ["STALE_RESPONSES", "FaultMiddleware", "FaultState", "main"]
@@ -137,6 +139,7 @@ class FaultState:
         self.pid = os.getpid()
         self._controls = ControlsCache(files.control)
         self.extra_tool = False  # whether this process offers the extra tool (decided at start)
+        self.cancelled = 0  # tool runs cancelled by the client (notifications/cancelled)
 
     def controls(self) -> dict[str, Any]:
         """The control file as it is now (a ``stat`` per call; parsed again only when it changed)."""
@@ -371,17 +374,21 @@ def build_mcp_server(sdk: _Sdk, state: FaultState, args: argparse.Namespace) -> 
     async def slow(seconds: float, progress_every: float = 0.0, ctx: Any = None) -> str:
         """Sleep ``seconds``, then answer (read-only); with ``progress_every`` > 0, report progress that often."""
         kill_after = await state.begin("slow")
-        if progress_every > 0 and ctx is not None:
-            done = 0.0
-            for _ in range(100_000):  # bounded: seconds / progress_every steps
-                if done >= seconds:
-                    break
-                step = min(progress_every, seconds - done)
-                await _sleep(step)
-                done += step
-                await ctx.report_progress(done, seconds)
-        else:
-            await _sleep(max(0.0, seconds))
+        try:
+            if progress_every > 0 and ctx is not None:
+                done = 0.0
+                for _ in range(100_000):  # bounded: seconds / progress_every steps
+                    if done >= seconds:
+                        break
+                    step = min(progress_every, seconds - done)
+                    await _sleep(step)
+                    done += step
+                    await ctx.report_progress(done, seconds)
+            else:
+                await _sleep(max(0.0, seconds))
+        except anyio.get_cancelled_exc_class():
+            state.cancelled += 1  # the client cancelled it (or the process is shutting down)
+            raise
         state.finish("slow", kill_after)
         return f"slept {seconds} s (pid {os.getpid()})"
 
@@ -783,6 +790,7 @@ class FaultMiddleware:
                 "legacy_only": self.legacy_only,
                 "post_idle_ttl": self.post_idle_ttl,
                 "extra_tool": self.state.extra_tool,
+                "cancelled": self.state.cancelled,
             }
         ).encode()
         await _respond(send, 200, "application/json", body)

@@ -59,6 +59,22 @@ async def test_a_silent_tool_is_given_up_and_the_session_is_kept(server: Any, er
     assert server.executions("slow") == 1
 
 
+@pytest.mark.parametrize("era", ERAS)
+async def test_the_server_is_told_that_a_call_given_up_is_no_longer_awaited(server: Any, era: dict[str, Any]) -> None:
+    """``notifications/cancelled`` for the silent call (sent by mcp-hooks under mcp 1.x, by the SDK under
+    2.x), so the server stops the tool instead of running it for nobody."""
+    async with mcp_hooks.connect(server.url, call_timeout=0.5, **era) as s:
+        await s.call_tool("echo", {"text": "warm"})
+        with pytest.raises(CallTimeout):
+            await asyncio.wait_for(s.call_tool("slow", {"seconds": 30.0}), 20)
+        for _ in range(100):  # bounded: 5 s for the notification to reach the server
+            if server.health()["cancelled"]:
+                break
+            await asyncio.sleep(0.05)
+        assert server.health()["cancelled"] == 1
+        assert value(await asyncio.wait_for(s.call_tool("echo", {"text": "after"}), 20)) == "after"
+
+
 class _NothingIsSafe:
     @hookimpl(tryfirst=True)
     def is_replay_safe(self, call: Any, error: BaseException) -> bool:
