@@ -38,7 +38,7 @@ from opentelemetry import trace
 from mcp_hooks import ToolCall, hookimpl, telemetry
 from mcp_hooks.integration import Integration
 
-from ._tracer import OtelTracer, Scope
+from ._tracer import OtelTracer, Scope, _method_and_params, field
 
 __all__ = ["OpenTelemetryIntegration", "configure", "mcp_hooks_integration"]
 
@@ -196,11 +196,10 @@ def _detach(token: Any) -> None:
 
 def _same(scope: Scope, request: Any) -> bool:
     """``request`` is the scope's request sent again (a replay), not another request."""
-    inner = getattr(request, "root", request)
-    params = getattr(inner, "params", None)
-    name = getattr(params, "name", None)
+    method, params = _method_and_params(request)
+    name = field(params, "name")
     target = name if isinstance(name, str) and scope.method in ("tools/call", "prompts/get") else None
-    return getattr(inner, "method", None) == scope.method and target == scope.target
+    return method == scope.method and target == scope.target
 
 
 mcp_hooks_integration = OpenTelemetryIntegration()
