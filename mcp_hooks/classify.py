@@ -34,6 +34,7 @@ __all__ = [
     "Verdict",
     "SessionLostMark",
     "classify",
+    "flow_expired",
     "mark_session_lost",
     "session_lost_mark",
     "NODE_BUDGET",
@@ -302,6 +303,16 @@ _PROTOCOL_REFUSALS = {
     -32020: "code -32020 HeaderMismatch: the request's routing headers disagree with the server's tools; a "
     "new session lists them again",
 }
+
+
+def flow_expired(error: BaseException) -> bool:
+    """The server refused a multi-round-trip round's ``requestState`` (the 2026-07-28 protocol's ``-32602``
+    "Invalid or expired requestState": it restarted, or a replica with another key answered, between the
+    rounds). The round never ran; the flow can be started again from its first request."""
+    inner = getattr(error, "error", None)
+    code = getattr(inner, "code", getattr(error, "code", None))
+    message = str(getattr(inner, "message", None) or error)
+    return code == -32602 and "requeststate" in message.lower()
 
 
 def _header_has_session(request: Any) -> bool:

@@ -38,7 +38,7 @@ import pluggy
 
 from . import redact, telemetry
 from .calls import CallTimeout, ToolCall
-from .classify import Loss, SessionLostMark, classify, mark_session_lost
+from .classify import Loss, SessionLostMark, classify, flow_expired, mark_session_lost
 from .engine import (
     DEFAULT_DEADLINE,
     DEFAULT_MAX_RECONNECTS,
@@ -52,6 +52,7 @@ from .engine import (
     gate_for,
     recover_async,
 )
+from .healing.relay import FLOW_RESTARTS
 from .healing.sdk_patch import bypass
 from .healing.watch import EventSeen, event_stream, read_400, send_refusable, session_gone
 from .manager import decide, notify
@@ -92,19 +93,6 @@ def _uncancel(task: asyncio.Task[Any]) -> None:
 
 #: The key under which ``call_tool(call_timeout=...)`` travels to ``_attempt`` (never passed to the SDK).
 _CALL_TIMEOUT = "__mcp_hooks_call_timeout__"
-
-
-#: How often one call starts a multi-round-trip flow again after its ``requestState`` expired.
-FLOW_RESTARTS = 2
-
-
-def _expired_flow(error: BaseException) -> bool:
-    """The server refused a multi-round-trip retry's ``requestState`` (``-32602`` "Invalid or expired
-    requestState": it restarted, or another replica with another key answered)."""
-    inner = getattr(error, "error", None)
-    code = getattr(inner, "code", getattr(error, "code", None))
-    message = str(getattr(inner, "message", None) or error)
-    return code == -32602 and "requeststate" in message.lower()
 
 
 def _check_call_timeout(where: str, value: Any) -> None:
@@ -571,7 +559,7 @@ class ResilientSession:
             try:
                 return await link.api.call_tool(*args, **kwargs)
             except Exception as exc:
-                if restart == FLOW_RESTARTS or not _expired_flow(exc) or kwargs.get("request_state") is not None:
+                if restart == FLOW_RESTARTS or not flow_expired(exc) or kwargs.get("request_state") is not None:
                     raise
                 if not self._replay_safe(link, args[0], exc):
                     log.info(

@@ -15,6 +15,7 @@ __all__ = [
     "MCP_MAJOR",
     "UNCERTAIN_CODE",
     "error_answer",
+    "first_round",
     "inner",
     "method_of",
     "notification",
@@ -54,6 +55,14 @@ def with_id(session_message: Any, request_id: str | int) -> Any:
     """A copy of a request ``SessionMessage`` with another JSON-RPC id (same metadata)."""
     copied = inner(session_message).model_copy(update={"id": request_id})
     return _wrap(copied, session_message.metadata)
+
+
+def first_round(session_message: Any) -> Any:
+    """A copy of a multi-round-trip round (2026-07-28) as its flow's first request: without the
+    ``inputResponses`` and ``requestState`` of the later rounds (same id and metadata)."""
+    request = inner(session_message)
+    params = {k: v for k, v in (request.params or {}).items() if k not in ("inputResponses", "requestState")}
+    return _wrap(request.model_copy(update={"params": params}), session_message.metadata)
 
 
 def request(request_id: str | int, method: str, params: dict[str, Any] | None = None) -> Any:

@@ -32,7 +32,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .. import redact, telemetry
 from ..calls import OutcomeUncertain, ToolCall
-from ..classify import Loss, SessionLostMark, classify, mark_session_lost
+from ..classify import Loss, SessionLostMark, classify, flow_expired, mark_session_lost
 from ..manager import decide, notify, plugin_manager
 from . import messages
 from .watch import current_link
@@ -100,6 +100,22 @@ BACKOFF_MAX = 2.0
 #: Session loss alone never opens it: only a server that cannot be reached or rebuilt.
 BREAKER_PROBE_INITIAL = 1.0
 BREAKER_PROBE_MAX = 10.0
+#: How often one multi-round-trip flow (2026-07-28) is started again after its ``requestState`` expired.
+FLOW_RESTARTS = 2
+#: Requests that may answer ``input_required`` and go on in rounds carrying its ``requestState``.
+_FLOW_METHODS = frozenset({"tools/call", "prompts/get", "resources/read"})
+#: The most ``requestState`` values of flows in progress remembered (the oldest is forgotten first).
+_FLOWS_LIMIT = 256
+#: A ``subscriptions/listen`` stream (2026-07-28) is acknowledged by this notification; every frame of the
+#: stream names its listen request's id in ``_meta`` under :data:`_SUBSCRIPTION_ID`.
+_ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
+_SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+#: What a listen stream acknowledged that was resent may have missed: the filter's key -> the event's method.
+_MISSED_EVENTS = (
+    ("toolsListChanged", "notifications/tools/list_changed"),
+    ("promptsListChanged", "notifications/prompts/list_changed"),
+    ("resourcesListChanged", "notifications/resources/list_changed"),
+)
 
 _OWN = "mcp-hooks:"
 #: Protocol requests that read only: safe to send again whatever the tools' annotations say.
@@ -114,6 +130,7 @@ _READ_ONLY_METHODS = frozenset(
         "prompts/get",
         "completion/complete",
         "server/discover",
+        "subscriptions/listen",  # opens a stream of change events: nothing runs on the server
     }
 )
 _READ_ONLY = {"readOnlyHint": True}
@@ -123,10 +140,24 @@ _UNCERTAIN_DATA = {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
 class _Pending:
     """A request of the session's that has not been answered yet."""
 
-    __slots__ = ("link", "lost", "message", "method", "request_id", "resends", "scope", "since", "unreachable")
+    __slots__ = (
+        "flow",
+        "link",
+        "lost",
+        "message",
+        "method",
+        "request_id",
+        "resends",
+        "scope",
+        "since",
+        "unreachable",
+    )
 
     def __init__(self, message: Any, request_id: Any, method: str, scope: Any = None) -> None:
         self.message = message
+        #: a round of a multi-round-trip flow this relay saw start: how often the flow was started again
+        #: (``None``: not a flow, or one resumed from a ``requestState`` the relay never relayed)
+        self.flow: int | None = None
         self.request_id = request_id
         self.method = method
         self.link: _Link | None = None  # the link it was sent on, None while queued
@@ -279,6 +310,7 @@ class Relay:
         self._breaker: _Breaker | None = None  # open while the server cannot be rebuilt
         self._announced: tuple[ToolCall, float] | None = None  # the rebuild on_reconnect announced
         self._scopes: dict[Any, Any] = {}  # request id -> the tracer's scope it was sent in (telemetry)
+        self._flows: dict[str, int] = {}  # requestState relayed to the session -> restarts of its flow
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -374,6 +406,9 @@ class Relay:
                 if isinstance(uri, str):
                     self._subscriptions.pop(uri, None)
             pending = _Pending(item, request_id, method, scope)
+            if method in _FLOW_METHODS:
+                state = (getattr(message, "params", None) or {}).get("requestState")
+                pending.flow = 0 if state is None else self._flows.pop(state, None)
             self._pending[request_id] = pending
             await self._send(pending)
             return
@@ -434,10 +469,19 @@ class Relay:
                         waiter[1] = message
                         waiter[0].set()
                     continue
+                if request_id is None and getattr(message, "method", None) == _ACKNOWLEDGED:
+                    await self._to_session(item)
+                    await self._listening_again(message)
+                    continue
                 pending = self._pending.get(request_id) if request_id is not None else None
                 if pending is not None and getattr(message, "method", None) is None:
-                    if getattr(message, "error", None) is not None and self._is_loss(link, pending, message.error):
+                    error = getattr(message, "error", None)
+                    if error is not None and (
+                        self._is_loss(link, pending, error) or self._restart_flow(pending, error)
+                    ):
                         continue
+                    if pending.flow is not None:
+                        self._flow_goes_on(pending, getattr(message, "result", None))
                     self._pending.pop(request_id, None)
                     if link.gone or link.watched:  # someone waits for this link to settle
                         link.changed()
@@ -470,6 +514,57 @@ class Relay:
         loss = Loss.REJECTED if verdict.loss is Loss.REJECTED else Loss.IN_FLIGHT
         self._lost_on(link, pending.request_id, loss, f"{error.code}: {error.message}"[:200], evidence=exc)
         return True
+
+    async def _listening_again(self, ack: Any) -> None:
+        """A ``subscriptions/listen`` the relay sent again (its stream was lost with the server) is
+        acknowledged by the new server: the session's subscription goes on, under its own id. The protocol
+        replays nothing, so the session is then told one event per kind the stream honours (a list changed,
+        each subscribed resource updated): a consumer that refetches on events refetches what it missed."""
+        params = getattr(ack, "params", None) or {}
+        listen_id = (params.get("_meta") or {}).get(_SUBSCRIPTION_ID)
+        pending = self._pending.get(listen_id) if isinstance(listen_id, (str, int)) else None
+        if pending is None or pending.method != "subscriptions/listen" or not pending.resends:
+            return
+        self._tell("on_recovered", pending)
+        pending.resends = 0  # it lives on: the next loss of the stream is a first loss again
+        honored = params.get("notifications") or {}
+        meta = {_SUBSCRIPTION_ID: listen_id}
+        missed = [messages.notification(method, {"_meta": meta}) for key, method in _MISSED_EVENTS if honored.get(key)]
+        missed += [
+            messages.notification("notifications/resources/updated", {"uri": uri, "_meta": meta})
+            for uri in honored.get("resourceSubscriptions") or ()
+            if isinstance(uri, str)
+        ]
+        for notification in missed:
+            await self._to_session(notification)
+        log.info("mcp_hooks: %s: a subscriptions/listen stream was opened again after a loss", self.server)
+
+    def _restart_flow(self, pending: _Pending, error: Any) -> bool:
+        """A round of a flow this relay saw start was refused for its ``requestState`` (the server restarted
+        between the rounds): the round never ran, so the flow's first request is sent again in its place,
+        when the tool is safe to repeat (the ``is_replay_safe`` hook), at most :data:`FLOW_RESTARTS` times.
+        The session then sees the new process's ``input_required`` answer and goes on from there."""
+        if pending.flow is None or pending.flow >= FLOW_RESTARTS or self._tg is None:
+            return False
+        exc = messages.sdk_error(error)
+        if not flow_expired(exc):
+            return False
+        if decide(self.pm, "is_replay_safe", call=self._call(pending, pending.resends + 1), error=exc) is not True:
+            log.info("mcp_hooks: %s: a flow's requestState expired; not started again (not known safe)", self.server)
+            return False
+        log.info("mcp_hooks: %s: a flow's requestState expired (the server restarted); started again", self.server)
+        pending.flow += 1
+        pending.message = messages.first_round(pending.message)
+        self._tg.start_soon(self._send, pending)
+        return True
+
+    def _flow_goes_on(self, pending: _Pending, result: Any) -> None:
+        """Remember the ``requestState`` of an ``input_required`` answer: the session's next round carries it."""
+        state = result.get("requestState") if isinstance(result, dict) else None
+        if isinstance(state, str) and result.get("resultType") == "input_required" and pending.flow is not None:
+            if len(self._flows) >= _FLOWS_LIMIT:
+                self._flows.pop(next(iter(self._flows)))
+            self._flows[state] = pending.flow
 
     def _lost_on(
         self,
