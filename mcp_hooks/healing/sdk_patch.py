@@ -5,9 +5,10 @@ replaced in their own modules and in every module already loaded that bound them
 that did ``from mcp.client.streamable_http import streamable_http_client`` before ``instrument()``
 ran), so the import order does not matter. Modules imported later take the replaced function. The
 mcp 1.x ``streamablehttp_client`` calls its module's ``streamable_http_client`` and is covered by it;
-mcp 2.x ``Client`` opens its transport through the same functions.
+mcp 2.x ``Client`` opens its transport through the same functions. Under mcp 2.x, ``ClientSession.send_request``
+is wrapped too (:mod:`.era`), for the one thing that lives in the session: its protocol era.
 
-``uninstrument("mcp")`` puts the original function back wherever it was replaced.
+``uninstrument("mcp")`` puts the original functions back wherever they were replaced.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..integration import Integration
+from . import era
 from .messages import MCP_MAJOR
 from .relay import healed_streams, server_key
 from .watch import watch_client
@@ -127,6 +129,7 @@ class SdkIntegration(Integration):
             original = getattr(original, _HEALED, original)
             replacement = _healing(original, kind)
             self._replace_everywhere(original, replacement)
+        era.install()
 
     def _replace_everywhere(self, original: Any, replacement: Any) -> None:
         for module in list(sys.modules.values()):
@@ -146,6 +149,7 @@ class SdkIntegration(Integration):
 
     def _off(self) -> None:
         _on[0] = False
+        era.uninstall()
         while self._replaced:
             module, name, original = self._replaced.pop()
             current = getattr(module, name, None)
