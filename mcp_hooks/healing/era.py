@@ -20,6 +20,7 @@ import contextvars
 import importlib
 import logging
 import time
+import types
 import weakref
 from typing import Any
 
@@ -115,9 +116,13 @@ async def _renegotiate(session: Any, stamp_at_send: Any, error: BaseException) -
 def _healing_send_request(original: Any) -> Any:
     # ``original`` is bound as a class attribute would be: it may be another wrapper (an observability
     # integration's), which needs to know its instance.
+    plain = isinstance(original, types.FunctionType)
+
     async def send_request(self: Any, *args: Any, **kwargs: Any) -> Any:
         stamp = getattr(self, "_stamp", None)
         try:
+            if plain:
+                return await original(self, *args, **kwargs)
             return await original.__get__(self, type(self))(*args, **kwargs)
         except Exception as exc:
             if (
