@@ -5,8 +5,8 @@
 - :mod:`.watch`: what the HTTP layer sees of a session (404 to a session-bearing request, a broken
   answer stream, the standing stream ending);
 - :mod:`.messages`: JSON-RPC messages as the installed SDK major spells them;
-- :mod:`.era`: an mcp 2.x session on the session-less protocol negotiates again, in place, when a request
-  is refused for its protocol version (the era lives in the session object, above the relay);
+- :mod:`.sdk_session`: what lives in the session object, above the relay: a request its caller abandoned is
+  forgotten (mcp 1.x), and a session-less session negotiates its era again when refused for it (mcp 2.x);
 - :mod:`.sdk_patch`: the built-in integration ``"mcp"`` that puts the relay beneath every SDK transport.
 """
 

@@ -360,6 +360,17 @@ class Relay:
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             await self._session_send.send(item)
 
+    def abandon(self, request_id: Any, reason: str) -> None:
+        """The session's caller gave the request up (mcp 1.x says so to nobody): it is never sent again,
+        and a server that has it is told (``notifications/cancelled``), as mcp 2.x does itself."""
+        self._scopes.pop(request_id, None)
+        pending = self._pending.pop(request_id, None)
+        link = pending.link if pending is not None else None
+        if link is None or link.gone or self._tg is None:
+            return
+        note = messages.notification("notifications/cancelled", {"requestId": request_id, "reason": reason})
+        self._tg.start_soon(self._send_raw, link, note)
+
     async def _answer_error(self, pending: _Pending, message: str, data: Any = None) -> None:
         self._pending.pop(pending.request_id, None)
         await self._to_session(messages.error_answer(pending.request_id, messages.UNCERTAIN_CODE, message, data))

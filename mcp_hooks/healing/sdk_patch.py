@@ -5,8 +5,9 @@ replaced in their own modules and in every module already loaded that bound them
 that did ``from mcp.client.streamable_http import streamable_http_client`` before ``instrument()``
 ran), so the import order does not matter. Modules imported later take the replaced function. The
 mcp 1.x ``streamablehttp_client`` calls its module's ``streamable_http_client`` and is covered by it;
-mcp 2.x ``Client`` opens its transport through the same functions. Under mcp 2.x, ``ClientSession.send_request``
-is wrapped too (:mod:`.era`), for the one thing that lives in the session: its protocol era.
+mcp 2.x ``Client`` opens its transport through the same functions. ``ClientSession.send_request`` is
+wrapped too (:mod:`.sdk_session`), for what lives in the session object: a request its caller abandoned
+(mcp 1.x) and the protocol era (mcp 2.x).
 
 ``uninstrument("mcp")`` puts the original functions back wherever they were replaced.
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..integration import Integration
-from . import era
+from . import sdk_session
 from .messages import MCP_MAJOR
 from .relay import healed_streams, server_key
 from .watch import watch_client
@@ -129,7 +130,7 @@ class SdkIntegration(Integration):
             original = getattr(original, _HEALED, original)
             replacement = _healing(original, kind)
             self._replace_everywhere(original, replacement)
-        era.install()
+        sdk_session.install()
 
     def _replace_everywhere(self, original: Any, replacement: Any) -> None:
         for module in list(sys.modules.values()):
@@ -149,7 +150,7 @@ class SdkIntegration(Integration):
 
     def _off(self) -> None:
         _on[0] = False
-        era.uninstall()
+        sdk_session.uninstall()
         while self._replaced:
             module, name, original = self._replaced.pop()
             current = getattr(module, name, None)

@@ -31,7 +31,7 @@ def _healed(function: Any) -> bool:
 
 def test_instrument_reaches_names_bound_before_it_and_uninstrument_restores_them() -> None:
     assert healing_helpers._STREAMABLE_HTTP_CLIENT is SDK["http"]
-    send_request = mcp.ClientSession.__dict__.get("send_request")  # mcp 2.x: healed for its era (healing/era.py)
+    send_request = mcp.ClientSession.__dict__.get("send_request")  # wrapped too (healing/sdk_session.py)
     try:
         assert mcp_hooks.instrument("mcp") == {"mcp": True}
         assert mcp_hooks.instrument("mcp") == {"mcp": True}  # twice is harmless
@@ -40,8 +40,9 @@ def test_instrument_reaches_names_bound_before_it_and_uninstrument_restores_them
         assert mcp.client.streamable_http.streamable_http_client.__mcp_hooks_healed__ is SDK["http"]
         assert ORIGINAL_HTTP is mcp.client.streamable_http.streamable_http_client  # the alias too
         assert _healed(mcp.client.stdio.stdio_client)
-        if healing_helpers.MCP_MAJOR >= 2:
-            assert mcp.ClientSession.__dict__["send_request"].__wrapped__ is send_request
+        # mcp 1.x: ClientSession inherits BaseSession's
+        original = send_request if send_request is not None else mcp.ClientSession.__mro__[1].send_request
+        assert mcp.ClientSession.__dict__["send_request"].__wrapped__ is original
         assert mcp_hooks.integrations()["mcp"].enabled
     finally:
         mcp_hooks.uninstrument("mcp")

@@ -123,3 +123,35 @@ def test_wrong_options_fail_at_once_naming_the_option() -> None:
     with pytest.raises(TypeError, match="capture_content must be True or False"):
         mcp_hooks_opentelemetry.configure(capture_content="yes")
     assert mcp_hooks_opentelemetry.mcp_hooks_integration.options["capture_content"] is False
+
+
+@pytest.mark.parametrize("first", ["opentelemetry", "mcp"])
+async def test_tracing_and_healing_compose_in_either_order(server: Any, first: str) -> None:
+    """Both wrap the SDK session's ``send_request`` (tracing for its spans, healing for what lives in the
+    session object): turned on in either order, a call across a lost session is one well-named span and
+    is healed; turned off in the reverse order, the SDK has its own function back."""
+    import mcp
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    own = mcp.ClientSession.__dict__.get("send_request")  # None under mcp 1.x: inherited
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    mcp_hooks_opentelemetry.configure(tracer_provider=provider)
+    order = [first, "mcp" if first == "opentelemetry" else "opentelemetry"]
+    try:
+        for name in order:
+            assert mcp_hooks.instrument(name) == {name: True}
+        async with raw_session(server.url) as session:
+            assert text(await session.call_tool("echo", {"text": "a"})).startswith("a (pid")
+            assert server.expire_sessions() >= 1
+            assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "b"}), 20)).startswith("b (pid")
+        calls = [span for span in exporter.get_finished_spans() if span.name == "tools/call echo"]
+        assert len(calls) == 2
+        assert "mcp_hooks.replayed" in [event.name for event in calls[1].events]
+    finally:
+        for name in reversed(order):
+            mcp_hooks.uninstrument(name)
+        mcp_hooks_opentelemetry.configure(tracer_provider=None)
+        provider.shutdown()
+    assert mcp.ClientSession.__dict__.get("send_request") is own

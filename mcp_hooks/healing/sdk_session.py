@@ -1,17 +1,25 @@
-"""The session-less era re-negotiated when it later fails (mcp 2.x, the 2026-07-28 protocol).
+"""What healing needs from the SDK session object itself: ``ClientSession.send_request`` is wrapped, for
+sessions over a healed transport only (``connect()`` heals by its own means), for two things the relay
+beneath the session cannot do alone.
 
-An mcp 2.x session in ``mode="auto"`` picks its era once, at connect (``server/discover``, else the
-``initialize`` handshake), and keeps it for its whole life. When the server is later replaced by one that
-no longer speaks that version (a rolling upgrade, a rollback to a pre-2026 server), every request is
-refused before it runs: ``-32022`` UnsupportedProtocolVersion, or a pre-2026 server's 400 asking for the
-session a session-less request never has. The versioning rules say to probe again; the SDK never does, and
-the healing relay beneath the session cannot, since the era lives in the session object.
+**A request its caller abandoned is never sent later** (mcp 1.x). A caller that gives up on a call (a
+cancelled task, ``asyncio.wait_for``, the SDK's read timeout) leaves the relay holding the request, since
+mcp 1.x tells nobody (mcp 2.x sends ``notifications/cancelled`` itself). During an outage the relay would
+then send it once the server is back, and a write the caller saw fail would run after all. So the relay is
+told at once: it forgets the request and, if the server has it, tells the server
+(``notifications/cancelled``), as mcp 2.x does.
 
-So, for a session over a healed transport only (``connect()`` builds a new client instead), a request so
-refused makes the session negotiate again in place, once for all the requests that failed together (the
-SDK's own ``negotiate_auto`` and ``adopt()``, which resets the negotiated state cleanly), when the
-``should_reconnect`` hook agrees; then the request, which never ran, is sent again, once. A session that
-fell back to the handshake is from then on an ordinary session, healed by the relay like any other.
+**The session-less era negotiated again when it later fails** (mcp 2.x, the 2026-07-28 protocol). An mcp
+2.x session in ``mode="auto"`` picks its era once, at connect (``server/discover``, else the ``initialize``
+handshake), and keeps it. When the server is later replaced by one that no longer speaks that version (a
+rolling upgrade, a rollback to a pre-2026 server), every request is refused before it runs: ``-32022``
+UnsupportedProtocolVersion, or a pre-2026 server's 400 asking for the session a session-less request never
+has. The versioning rules say to probe again; the SDK never does, and the relay cannot, since the era lives
+in the session object. So a request so refused makes the session negotiate again in place, once for all
+the requests that failed together (the SDK's own ``negotiate_auto`` and ``adopt()``, which resets the
+negotiated state cleanly), when the ``should_reconnect`` hook agrees; then the request, which never ran, is
+sent again, once. A session that fell back to the handshake is from then on an ordinary session, healed by
+the relay like any other.
 """
 
 from __future__ import annotations
@@ -39,10 +47,13 @@ log = logging.getLogger("mcp_hooks.healing")
 RENEGOTIATE_TIMEOUT = 15.0
 #: JSON-RPC UnsupportedProtocolVersion.
 _UNSUPPORTED_VERSION = -32022
+#: The code of mcp 1.x's own read timeout (``McpError``: HTTP 408's number).
+_REQUEST_TIMEOUT = 408
 
 _renegotiating: contextvars.ContextVar[bool] = contextvars.ContextVar("mcp_hooks_renegotiating", default=False)
 _locks: weakref.WeakKeyDictionary[Any, anyio.Lock] = weakref.WeakKeyDictionary()
-#: [the SDK's own send_request, ours] while ours is in place; ours hands everything on while not active.
+#: [ClientSession's own send_request (None: inherited), ours] while ours is in place; ours hands everything
+#: on while not active.
 _wrapping: list[Any] = []
 _active = [False]
 
@@ -67,7 +78,9 @@ def _relay_of(session: Any) -> Any:
     """The healing relay beneath ``session``, or ``None`` when its transport is not healed."""
     from .relay import _SessionWriter
 
-    writer = getattr(getattr(session, "_dispatcher", None), "_write_stream", None)
+    writer = getattr(session, "_write_stream", None)  # mcp 1.x
+    if writer is None:
+        writer = getattr(getattr(session, "_dispatcher", None), "_write_stream", None)  # mcp 2.x
     return writer._relay if isinstance(writer, _SessionWriter) else None
 
 
@@ -113,20 +126,38 @@ async def _renegotiate(session: Any, stamp_at_send: Any, error: BaseException) -
         return True
 
 
+def _abandoned(error: BaseException) -> bool:
+    """The caller no longer waits for the request: its task was cancelled, or the SDK's read timeout
+    (mcp 1.x: ``McpError`` 408) gave it up."""
+    if isinstance(error, (anyio.get_cancelled_exc_class(), TimeoutError)):
+        return True
+    code = getattr(getattr(error, "error", None), "code", None)
+    return code == _REQUEST_TIMEOUT
+
+
 def _healing_send_request(original: Any) -> Any:
     # ``original`` is bound as a class attribute would be: it may be another wrapper (an observability
     # integration's), which needs to know its instance.
-    plain = isinstance(original, types.FunctionType)
+    plain = type(original) is types.FunctionType  # not isinstance: a wrapt proxy passes for its function
 
     async def send_request(self: Any, *args: Any, **kwargs: Any) -> Any:
-        stamp = getattr(self, "_stamp", None)
+        stamp = getattr(self, "_stamp", None)  # mcp 2.x: the era the request is sent in
+        request_id = getattr(self, "_request_id", None)  # mcp 1.x: the id the request gets
         try:
             if plain:
                 return await original(self, *args, **kwargs)
             return await original.__get__(self, type(self))(*args, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:
+            if not _active[0]:
+                raise
+            if MCP_MAJOR < 2:
+                if isinstance(request_id, int) and _abandoned(exc):
+                    relay = _relay_of(self)
+                    if relay is not None:
+                        relay.abandon(request_id, "the caller gave the request up")
+                raise
             if (
-                not _active[0]
+                not isinstance(exc, Exception)
                 or not _refused_for_its_era(exc)
                 or not _modern(self)
                 or not await _renegotiate(self, stamp, exc)
@@ -140,16 +171,14 @@ def _healing_send_request(original: Any) -> Any:
 
 
 def install() -> None:
-    """Heal the era of every mcp 2.x ``ClientSession`` over a healed transport (no-op under mcp 1.x)."""
-    if MCP_MAJOR < 2:
-        return
+    """Wrap ``ClientSession.send_request`` (in place while installed; active again if it was left)."""
     _active[0] = True
     if _wrapping:
         return  # still in place (someone wrapped it after us): active again
     cls = importlib.import_module("mcp.client.session").ClientSession
-    original = cls.__dict__["send_request"]
-    ours = _healing_send_request(original)
-    _wrapping[:] = [original, ours]
+    own = cls.__dict__.get("send_request")  # None: inherited (mcp 1.x's BaseSession)
+    ours = _healing_send_request(own if own is not None else cls.send_request)
+    _wrapping[:] = [own, ours]
     cls.send_request = ours
 
 
@@ -159,8 +188,11 @@ def uninstall() -> None:
     _active[0] = False
     if not _wrapping:
         return
-    original, ours = _wrapping
+    own, ours = _wrapping
     cls = importlib.import_module("mcp.client.session").ClientSession
     if cls.__dict__.get("send_request") is ours:
-        cls.send_request = original
+        if own is not None:
+            cls.send_request = own
+        else:
+            del cls.send_request
         _wrapping.clear()
