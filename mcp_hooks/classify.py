@@ -34,6 +34,7 @@ __all__ = [
     "Verdict",
     "SessionLostMark",
     "classify",
+    "era_refused",
     "flow_expired",
     "mark_session_lost",
     "session_lost_mark",
@@ -297,8 +298,9 @@ def _judge_code(code: int, message: str | None) -> tuple[Loss, str] | None:
 
 #: The 2026-07-28 protocol's refusals before dispatch (the request never ran) that a new session or client
 #: cures: it negotiates the protocol version again and lists the tools again.
+_UNSUPPORTED_VERSION = -32022
 _PROTOCOL_REFUSALS = {
-    -32022: "code -32022 UnsupportedProtocolVersion: the server no longer speaks the version this client "
+    _UNSUPPORTED_VERSION: "code -32022 UnsupportedProtocolVersion: the server no longer speaks the version this client "
     "negotiated (a rolling upgrade or rollback); a new session negotiates again",
     -32020: "code -32020 HeaderMismatch: the request's routing headers disagree with the server's tools; a "
     "new session lists them again",
@@ -309,10 +311,17 @@ def flow_expired(error: BaseException) -> bool:
     """The server refused a multi-round-trip round's ``requestState`` (the 2026-07-28 protocol's ``-32602``
     "Invalid or expired requestState": it restarted, or a replica with another key answered, between the
     rounds). The round never ran; the flow can be started again from its first request."""
-    inner = getattr(error, "error", None)
-    code = getattr(inner, "code", getattr(error, "code", None))
-    message = str(getattr(inner, "message", None) or error)
-    return code == -32602 and "requeststate" in message.lower()
+    code, message = _code_and_message(error)
+    return code == -32602 and "requeststate" in (message or str(error)).lower()
+
+
+def era_refused(error: BaseException) -> bool:
+    """A session-less (2026-07-28) request refused before it ran for the protocol era: ``-32022``
+    UnsupportedProtocolVersion, or a server that asks for a session (a pre-2026 server, after a rollback)."""
+    code, _ = _code_and_message(error)
+    if code == _UNSUPPORTED_VERSION:
+        return True
+    return classify(error).loss is Loss.REJECTED and "session" in str(error).lower()
 
 
 def _header_has_session(request: Any) -> bool:

@@ -35,7 +35,7 @@ from typing import Any
 import anyio
 
 from ..calls import ToolCall
-from ..classify import Loss, classify
+from ..classify import era_refused
 from ..manager import decide, notify
 from .messages import MCP_MAJOR
 
@@ -45,8 +45,6 @@ log = logging.getLogger("mcp_hooks.healing")
 
 #: Seconds one re-negotiation may take before the refusal is given back as it was.
 RENEGOTIATE_TIMEOUT = 15.0
-#: JSON-RPC UnsupportedProtocolVersion.
-_UNSUPPORTED_VERSION = -32022
 #: The code of mcp 1.x's own read timeout (``McpError``: HTTP 408's number).
 _REQUEST_TIMEOUT = 408
 
@@ -61,17 +59,6 @@ _active = [False]
 def _modern(session: Any) -> bool:
     versions = getattr(importlib.import_module("mcp_types.version"), "MODERN_PROTOCOL_VERSIONS", ())
     return getattr(session, "_negotiated_version", None) in versions
-
-
-def _refused_for_its_era(error: BaseException) -> bool:
-    """A session-less request refused before it ran because of the era: ``-32022``, or a server that asks
-    for a session (a pre-2026 server answering a 2026-07-28 request)."""
-    inner = getattr(error, "error", None)
-    code = getattr(inner, "code", getattr(error, "code", None))
-    if code == _UNSUPPORTED_VERSION:
-        return True
-    verdict = classify(error)
-    return verdict.loss is Loss.REJECTED and "session" in str(error).lower()
 
 
 def _relay_of(session: Any) -> Any:
@@ -158,7 +145,7 @@ def _healing_send_request(original: Any) -> Any:
                 raise
             if (
                 not isinstance(exc, Exception)
-                or not _refused_for_its_era(exc)
+                or not era_refused(exc)
                 or not _modern(self)
                 or not await _renegotiate(self, stamp, exc)
             ):

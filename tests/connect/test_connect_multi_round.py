@@ -7,11 +7,11 @@ client to confirm before it stores), the client's own elicitation callback, mcp 
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Any
 
 import pytest
 from connect_helpers import MCP_MAJOR
+from multi_round_helpers import restarting_on
 
 import mcp_hooks
 from mcp_hooks import hookimpl
@@ -28,21 +28,6 @@ def confirming(server: Any) -> Any:
     server.offer_confirm_tool(True)
     server.restart()
     return server
-
-
-def restarting_on(server: Any, times: int) -> tuple[Any, list[int]]:
-    """An elicitation callback that restarts the server the first ``times`` times it is asked, then confirms."""
-    import mcp_types
-
-    asked: list[int] = []
-
-    async def on_elicit(context: Any, params: Any) -> Any:
-        asked.append(1)
-        if len(asked) <= times:
-            await asyncio.to_thread(server.restart, signal.SIGTERM)
-        return mcp_types.ElicitResult(action="accept", content={"ok": True})
-
-    return on_elicit, asked
 
 
 def value(result: Any) -> str:

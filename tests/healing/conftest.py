@@ -37,3 +37,9 @@ def events() -> Iterator[Events]:
 def server(mcp_fault_server_factory: Any) -> Any:
     """A started streamable-HTTP fault server that keeps sessions under either mcp major."""
     return mcp_fault_server_factory(legacy_only=True)
+
+
+@pytest.fixture
+def session_less(mcp_fault_server_factory: Any) -> Any:
+    """A started fault server that negotiates the session-less 2026-07-28 protocol with mcp 2.x clients."""
+    return mcp_fault_server_factory()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import mcp
 from mcp.client.streamable_http import streamable_http_client
 
+import mcp_hooks
 from mcp_hooks import ToolCall, hookimpl
 from mcp_hooks.healing.messages import MCP_MAJOR
 
@@ -97,3 +98,14 @@ def alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def registered(plugin: Any, name: str) -> Iterator[None]:
+    """``plugin`` on the process-wide plugin manager for the block (a veto the test needs)."""
+    pm = mcp_hooks.plugin_manager()
+    pm.register(plugin, name=name)
+    try:
+        yield
+    finally:
+        pm.unregister(name=name)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from healing_helpers import Events, text
+from healing_helpers import Events, registered, text
 
 import mcp_hooks
 from mcp_hooks import hookimpl
@@ -26,11 +26,6 @@ pytestmark = [
 ]
 
 UNSUPPORTED = "Unsupported protocol version"
-
-
-@pytest.fixture
-def session_less(mcp_fault_server_factory: Any) -> Any:
-    return mcp_fault_server_factory()  # negotiates 2026-07-28
 
 
 def supported_now() -> dict[str, Any]:
@@ -121,12 +116,8 @@ class _KeepTheSession:
 
 @pytest.fixture
 def vetoed() -> Iterator[None]:
-    pm = mcp_hooks.plugin_manager()
-    pm.register(_KeepTheSession(), name="test-keep-the-session")
-    try:
+    with registered(_KeepTheSession(), "test-keep-the-session"):
         yield
-    finally:
-        pm.unregister(name="test-keep-the-session")
 
 
 @pytest.mark.usefixtures("vetoed")

@@ -23,11 +23,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def session_less(mcp_fault_server_factory: Any) -> Any:
-    return mcp_fault_server_factory()  # negotiates 2026-07-28
-
-
 async def test_a_lost_stream_goes_on_and_says_what_may_have_been_missed(session_less: Any, events: Events) -> None:
     import mcp
     from mcp.shared.subscriptions import ToolsListChanged

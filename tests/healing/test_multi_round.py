@@ -9,14 +9,13 @@ the SDK's own session-less Client, mcp 2.x."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from healing_helpers import Events, text
+from healing_helpers import Events, registered, text
+from multi_round_helpers import restarting_on
 
-import mcp_hooks
 from mcp_hooks import hookimpl
 from mcp_hooks.healing.messages import MCP_MAJOR
 from mcp_hooks.healing.relay import FLOW_RESTARTS
@@ -29,26 +28,11 @@ pytestmark = [
 
 
 @pytest.fixture
-def confirming(mcp_fault_server_factory: Any) -> Any:
-    server = mcp_fault_server_factory()  # negotiates 2026-07-28: session-less
+def confirming(session_less: Any) -> Any:
+    server = session_less
     server.offer_confirm_tool(True)
     server.restart()
     return server
-
-
-def restarting_on(server: Any, times: int) -> tuple[Any, list[int]]:
-    """An elicitation callback that restarts the server the first ``times`` times it is asked, then confirms."""
-    import mcp_types
-
-    asked: list[int] = []
-
-    async def on_elicit(context: Any, params: Any) -> Any:
-        asked.append(1)
-        if len(asked) <= times:
-            await asyncio.to_thread(server.restart, signal.SIGTERM)
-        return mcp_types.ElicitResult(action="accept", content={"ok": True})
-
-    return on_elicit, asked
 
 
 async def confirm_put(server: Any, on_elicit: Any, within: float, **options: Any) -> Any:
@@ -90,12 +74,8 @@ class _NothingIsSafe:
 
 @pytest.fixture
 def nothing_is_safe() -> Iterator[None]:
-    pm = mcp_hooks.plugin_manager()
-    pm.register(_NothingIsSafe(), name="test-nothing-is-safe")
-    try:
+    with registered(_NothingIsSafe(), "test-nothing-is-safe"):
         yield
-    finally:
-        pm.unregister(name="test-nothing-is-safe")
 
 
 @pytest.mark.usefixtures("nothing_is_safe")
