@@ -11,7 +11,8 @@ import pytest
 from connect_helpers import SESSIONS, text, value
 
 import mcp_hooks
-from mcp_hooks.connection import MCP_MAJOR, _httpx
+from mcp_hooks.connection import MCP_MAJOR
+from mcp_hooks.healing.watch import _httpx
 from mcp_hooks.testing import STALE_STYLES
 
 
@@ -401,7 +402,7 @@ async def test_a_rebuilt_session_inherits_the_compiled_output_validators(server:
 def test_validators_are_inherited_only_for_unchanged_schemas() -> None:
     from types import SimpleNamespace
 
-    from mcp_hooks.connection import _inherit_validators
+    from mcp_hooks.connection.owner import _inherit_validators
 
     schema = {"type": "object", "properties": {"result": {"type": "string"}}}
     kept, changed, gone = object(), object(), object()

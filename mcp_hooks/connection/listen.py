@@ -19,10 +19,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .classify import classify
+from ..classify import classify
 
 if TYPE_CHECKING:
-    from .connection import ResilientSession
+    from .session import ResilientSession
 
 __all__ = ["HealedSubscription", "LISTEN_BACKOFF_INITIAL", "LISTEN_BACKOFF_MAX"]
 
