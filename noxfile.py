@@ -6,7 +6,6 @@ The benchmarks are not tests and never run by default: ``nox -s bench`` (``-- --
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nox
@@ -261,8 +260,75 @@ def _integration(session: nox.Session, name: str, *requirements: str) -> None:
     session.run("mypy", "--strict", "--python-version", "3.10", f"integrations/{name}/mcp_hooks_{module}")
 
 
-# Integration sessions register themselves below, one per framework and mcp major:
-# @nox.session(name="openai-agents-mcp2") ... _integration(session, "openai-agents", "openai-agents>=0.24", ...)
-for _path in sorted((ROOT / "integrations").glob("*/nox_sessions.py")):
-    _code = compile(_path.read_text(), str(_path), "exec")
-    exec(_code, {"nox": nox, "_integration": _integration, "MCP_LINES": MCP_LINES, "os": os})
+#: Every integration's test session, one per framework and mcp major it supports: the distribution under
+#: ``integrations/`` and what the session installs beside it (the framework, pinned; the mcp line).
+#: - fastmcp 4.x runs on mcp 2.x only, fastmcp 3.x on mcp 1.x only (fastmcp-slim 3.4.11 needs a certifi
+#:   newer than the registry has, so the 1.x line is pinned to 3.4.10);
+#: - hermes-agent pins mcp==1.26.0 through its ``mcp`` extra: one session, and hermes' pin decides the SDK;
+#: - openai-agents 0.24.0 supports both majors (mcp>=1.19,<3);
+#: - the OpenTelemetry tests need the SDK (in-memory exporters); the integration itself needs the API only;
+#: - pydantic-ai 2.x calls MCP through the fastmcp Client (fastmcp 4 on mcp 2.x, fastmcp 3 on mcp 1.x);
+#:   mcp-hooks-pydantic-ai depends on mcp-hooks-fastmcp, which is not on PyPI: installed from this tree.
+INTEGRATIONS: dict[str, tuple[str, ...]] = {
+    "fastmcp-mcp1": ("fastmcp", "fastmcp-slim[client]==3.4.10", MCP_LINES["mcp1"]),
+    "fastmcp-mcp2": ("fastmcp", "fastmcp-slim[client]==4.1.6", MCP_LINES["mcp2"]),
+    "hermes-mcp1": ("hermes", "hermes-agent[mcp]==0.19.0"),
+    "openai-agents-mcp1": ("openai-agents", "openai-agents==0.24.0", MCP_LINES["mcp1"]),
+    "openai-agents-mcp2": ("openai-agents", "openai-agents==0.24.0", MCP_LINES["mcp2"]),
+    "opentelemetry-mcp1": ("opentelemetry", "opentelemetry-sdk>=1.20", MCP_LINES["mcp1"]),
+    "opentelemetry-mcp2": ("opentelemetry", "opentelemetry-sdk>=1.20", MCP_LINES["mcp2"]),
+    "pydantic-ai-mcp1": (
+        "pydantic-ai",
+        *("-e", "integrations/fastmcp", "pydantic-ai-slim[mcp]==2.68.0", "fastmcp-slim[client]==3.4.10"),
+        MCP_LINES["mcp1"],
+    ),
+    "pydantic-ai-mcp2": (
+        "pydantic-ai",
+        *("-e", "integrations/fastmcp", "pydantic-ai-slim[mcp]==2.68.0", "fastmcp-slim[client]==4.1.6"),
+        MCP_LINES["mcp2"],
+    ),
+}
+
+
+def _integration_session(name: str, integration: str, requirements: tuple[str, ...]) -> None:
+    def run(session: nox.Session) -> None:
+        _integration(session, integration, *requirements)
+
+    run.__doc__ = f"The {integration} integration's tests and mypy --strict: {' '.join(requirements)}."
+    nox.session(name=name)(run)
+
+
+for _name, (_integration_name, *_requirements) in INTEGRATIONS.items():
+    _integration_session(_name, _integration_name, tuple(_requirements))
+
+
+def _bench_framework(session: nox.Session, integration: str, module: str, *requirements: str) -> None:
+    session.install("-e", ".[test]", "-e", f"integrations/{integration}", *requirements)
+    session.run("python", "-m", f"benchmarks.frameworks.{module}", *session.posargs)
+
+
+@nox.session(name="bench-hermes", default=False)
+def bench_hermes(session: nox.Session) -> None:
+    """hermes-agent 0.19 alone and with the shim; writes benchmarks/results/hermes.json (``-- --quick``)."""
+    _bench_framework(session, "hermes", "hermes", "hermes-agent[mcp]==0.19.0")
+
+
+@nox.session(name="bench-openai-agents", default=False)
+def bench_openai_agents(session: nox.Session) -> None:
+    """openai-agents 0.24 on mcp 1.x alone and with the shim; writes benchmarks/results/openai-agents.json."""
+    _bench_framework(session, "openai-agents", "openai_agents", "openai-agents==0.24.0", MCP_LINES["mcp1"])
+
+
+@nox.session(name="bench-openai-agents-mcp2", default=False)
+def bench_openai_agents_mcp2(session: nox.Session) -> None:
+    """The same on mcp 2.x, where the client speaks the session-less protocol to the fault server (a
+    restart is invisible; calls in flight across it are not). Writes openai-agents-mcp2.json."""
+    _bench_framework(session, "openai-agents", "openai_agents", "openai-agents==0.24.0", MCP_LINES["mcp2"])
+
+
+@nox.session(name="bench-opentelemetry", default=False)
+def bench_opentelemetry(session: nox.Session) -> None:
+    """The OpenTelemetry integration's cost on a loopback call against tracing off; writes
+    benchmarks/results/opentelemetry-mcp2.json (``-- --quick`` checks that it runs)."""
+    session.install("-e", ".", "-e", "integrations/opentelemetry", "opentelemetry-sdk>=1.20", MCP_LINES["mcp2"])
+    session.run("python", "-m", "benchmarks.otel", *session.posargs)
