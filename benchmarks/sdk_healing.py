@@ -190,7 +190,7 @@ async def storm(suite: Suite, srv: FaultServer) -> None:
 
 async def down_server(suite: Suite, srv: FaultServer) -> None:
     """The circuit breaker: calls while the server is down, once a rebuild has failed for its deadline."""
-    from mcp_hooks.healing import relay
+    from mcp_hooks.healing import breaker, relay
 
     opened: list[Any] = []
     original_link, original_deadline = relay._Link, relay.HEAL_DEADLINE
@@ -220,7 +220,7 @@ async def down_server(suite: Suite, srv: FaultServer) -> None:
                 else:
                     fail("circuit breaker: a call answered while the server was down")
             before = len(opened)
-            await asyncio.sleep(relay.BREAKER_PROBE_INITIAL * 2 + 0.2)  # a probe is due (at most one failed yet)
+            await asyncio.sleep(breaker.BREAKER_PROBE_INITIAL * 2 + 0.2)  # a probe is due (at most one failed yet)
             burst = await asyncio.gather(*(session.call_tool(*ECHO) for _ in range(100)), return_exceptions=True)
             attempts = len(opened) - before
             if not all(isinstance(a, BaseException) for a in burst):

@@ -23,7 +23,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -35,42 +35,11 @@ from ..calls import OutcomeUncertain, ToolCall
 from ..classify import Loss, SessionLostMark, classify, flow_expired, mark_session_lost
 from ..manager import decide, notify, plugin_manager
 from . import messages
+from .breaker import _Breaker
+from .link import _close, _Link, _Pending
 from .watch import current_link
 
-__all__ = ["HEAL_DEADLINE", "Relay", "healed_streams"]
-
-
-class _Breaker:
-    """Open while a server cannot be rebuilt: what the fast failures say, and when the next probe is due."""
-
-    def __init__(self, down_since: float) -> None:
-        self.down_since = down_since  # wall-clock time the outage began
-        self.interval = BREAKER_PROBE_INITIAL
-        self.probe_at = time.monotonic() + self.interval
-        self.probing = False
-
-    def admit(self) -> bool:
-        """Whether a request may wait for a rebuild: the probe is due (the first one due starts it) or on."""
-        if self.probing:
-            return True
-        if time.monotonic() >= self.probe_at:
-            self.probing = True
-            return True
-        return False
-
-    def probe_failed(self) -> None:
-        self.probing = False
-        self.interval = min(BREAKER_PROBE_MAX, self.interval * 2)
-        self.probe_at = time.monotonic() + self.interval
-
-    def describe(self, server: str) -> str:
-        since = time.strftime("%H:%M:%S", time.localtime(self.down_since))
-        left = max(0.0, self.probe_at - time.monotonic())
-        return (
-            f"MCP server {server} unreachable since {since} ({time.time() - self.down_since:.0f} s); "
-            f"next probe in {left:.1f} s"
-        )
-
+__all__ = ["HEAL_DEADLINE", "Relay"]
 
 log = logging.getLogger("mcp_hooks.healing")
 
@@ -93,13 +62,6 @@ MAX_TOOL_PAGES = 20
 MAX_RESENDS = 3
 BACKOFF_INITIAL = 0.05
 BACKOFF_MAX = 2.0
-#: Circuit breaker: once a rebuild has failed for ``HEAL_DEADLINE`` (the server unreachable or failing) and
-#: the ``open_circuit`` hook agrees, requests are answered at once with an error until the next probe, one
-#: rebuild attempt made by the first request after this many seconds, doubled after each failed probe up
-#: to ``BREAKER_PROBE_MAX``.
-#: Session loss alone never opens it: only a server that cannot be reached or rebuilt.
-BREAKER_PROBE_INITIAL = 1.0
-BREAKER_PROBE_MAX = 10.0
 #: How often one multi-round-trip flow (2026-07-28) is started again after its ``requestState`` expired.
 FLOW_RESTARTS = 2
 #: Requests that may answer ``input_required`` and go on in rounds carrying its ``requestState``.
@@ -135,115 +97,6 @@ _READ_ONLY_METHODS = frozenset(
 )
 _READ_ONLY = {"readOnlyHint": True}
 _UNCERTAIN_DATA = {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
-
-
-class _Pending:
-    """A request of the session's that has not been answered yet."""
-
-    __slots__ = (
-        "flow",
-        "link",
-        "lost",
-        "message",
-        "method",
-        "request_id",
-        "resends",
-        "scope",
-        "since",
-        "unreachable",
-    )
-
-    def __init__(self, message: Any, request_id: Any, method: str, scope: Any = None) -> None:
-        self.message = message
-        #: a round of a multi-round-trip flow this relay saw start: how often the flow was started again
-        #: (``None``: not a flow, or one resumed from a ``requestState`` the relay never relayed)
-        self.flow: int | None = None
-        self.request_id = request_id
-        self.method = method
-        self.link: _Link | None = None  # the link it was sent on, None while queued
-        self.lost: Loss | None = None  # what happened to it on that link
-        self.resends = 0
-        self.unreachable = False  # refused because the server could not be reached: not a failed replay
-        self.since = time.monotonic()
-        self.scope = scope  # the tracer's scope of the call that sent it (telemetry), or None
-
-
-class _Link:
-    """One generation: a transport opened by the owner task, and what was seen of it."""
-
-    def __init__(self, relay: Relay, generation: int) -> None:
-        self.relay = relay
-        self.generation = generation
-        self.read: Any = None
-        self.write: Any = None
-        self.get_session_id: Callable[[], str | None] | None = None
-        self.session_id_seen: str | None = None  # the Mcp-Session-Id the server issued (seen by the watcher)
-        self.gone = False  # loss seen: nothing new is sent on it
-        self.trouble = anyio.Event()
-        self.died = False
-        self.answered = False  # the server sent something on it: it was reachable
-        self.opened_at = time.monotonic()
-        self.cause = ""
-        self.evidence: BaseException | None = None
-        self.waiters: dict[str, list[Any]] = {}
-        self.change = anyio.Event()
-        self.watched = False
-        self.refused_credentials: int | None = None  # 401/403 to the handshake on this link
-
-    @property
-    def server(self) -> str:
-        return self.relay.server
-
-    @property
-    def pm(self) -> pluggy.PluginManager:
-        return self.relay.pm
-
-    def changed(self) -> None:
-        """Wake whoever waits for the requests out on this link to settle."""
-        self.change.set()
-        self.change = anyio.Event()
-
-    # what the HTTP layer tells (watch.LinkEvents)
-    def session_rejected(self, request_id: Any, status: int) -> None:
-        self.relay._lost_on(self, request_id, Loss.REJECTED, f"HTTP {status} to a request carrying the session id")
-
-    def request_lost(self, request_id: Any, error: BaseException, *, refused: bool) -> None:
-        loss = Loss.REJECTED if refused else Loss.IN_FLIGHT
-        self.relay._lost_on(self, request_id, loss, f"{type(error).__name__}: {error}"[:200], unreachable=refused)
-
-    def standing_stream_ended(self) -> None:
-        self.relay._suspect(self)
-
-    def credentials_refused(self, status: int) -> None:
-        self.refused_credentials = status
-        self.give_up(f"the server refused the credentials (HTTP {status})")
-
-    def give_up(self, cause: str, evidence: BaseException | None = None) -> None:
-        if not self.gone:
-            self.gone = True
-            self.cause = redact.text(cause)
-            self.evidence = evidence
-        self.trouble.set()
-        for waiter in self.waiters.values():  # the relay's own requests on it will not be answered now
-            waiter[0].set()
-
-
-def server_key(kind: str, target: Any) -> str:
-    """A stable, credential-free key of the connection: the URL without user-info and query, or the command."""
-    if kind == "stdio":
-        command = getattr(target, "command", "stdio")
-        args = " ".join(str(a) for a in getattr(target, "args", []) or [])
-        return f"stdio:{command} {args}".strip()
-    from urllib.parse import urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(str(target))
-    except ValueError:
-        return "<url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 #: The tools' annotations last listed per server, for sessions that never list them themselves (a
@@ -919,98 +772,8 @@ class Relay:
             await self._answer_error(pending, self._dead_for_good)
 
 
-class _SessionWriter:
-    """The stream the session writes to: the SDK's own, plus, while a tracer is installed, a note of
-    the call each request was sent in (the relay reads the requests in a task of its own)."""
-
-    def __init__(self, inner: MemoryObjectSendStream[Any], relay: Relay) -> None:
-        self._inner = inner
-        self._relay = relay
-
-    async def send(self, item: Any) -> None:
-        scope = telemetry.scope()
-        if scope is not None:
-            request_id = getattr(messages.inner(item), "id", None)
-            if request_id is not None and len(self._relay._scopes) < 10_000:
-                self._relay._scopes[request_id] = scope
-        await self._inner.send(item)
-
-    def send_nowait(self, item: Any) -> None:
-        self._inner.send_nowait(item)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def clone(self) -> Any:
-        return _SessionWriter(self._inner.clone(), self._relay)
-
-    def statistics(self) -> Any:
-        return self._inner.statistics()
-
-    async def __aenter__(self) -> _SessionWriter:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-def _close(*streams: Any) -> None:
-    """Close the ends of memory streams we hold (no ``ResourceWarning`` for an end nobody closed)."""
-    for stream in streams:
-        close = getattr(stream, "close", None)
-        if callable(close):
-            with contextlib.suppress(Exception):
-                close()
-
-
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (dict, str, int, float, bool, list)):
         return value
     dump = getattr(value, "model_dump", None)
     return dump(exclude_none=True) if callable(dump) else repr(value)
-
-
-@contextlib.asynccontextmanager
-async def healed_streams(
-    open_transport: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
-    *,
-    kind: str,
-    server: str,
-    with_session_id: bool,
-    pm: pluggy.PluginManager | None = None,
-) -> AsyncIterator[Any]:
-    """The streams of an SDK transport, healed: what the patched transport functions yield."""
-    relay = Relay(open_transport, kind=kind, server=server, pm=pm)
-    to_session, session_read = anyio.create_memory_object_stream[Any](0)
-    session_write, from_session = anyio.create_memory_object_stream[Any](0)
-    relay._session_send = to_session
-    try:
-        async with anyio.create_task_group() as tg:
-            relay._tg = tg
-            await tg.start(relay.own)
-            tg.start_soon(relay._up, from_session)
-            try:
-                writer = _SessionWriter(session_write, relay)
-                if with_session_id:
-                    yield session_read, writer, relay.session_id
-                else:
-                    yield session_read, writer
-            finally:
-                relay._closing = True
-                await session_write.aclose()
-                link = relay._link
-                if link is not None:
-                    link.trouble.set()
-                relay._wanted.set()
-                with anyio.move_on_after(CLOSE_TIMEOUT):
-                    await relay.closed.wait()
-                tg.cancel_scope.cancel()
-    finally:
-        # also when leaving the task group raises (a host task cancelled, an error in the transport's owner)
-        _close(to_session, session_read, session_write, from_session)

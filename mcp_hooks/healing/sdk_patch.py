@@ -26,7 +26,7 @@ from typing import Any
 from ..integration import Integration
 from . import sdk_session
 from .messages import MCP_MAJOR
-from .relay import healed_streams, server_key
+from .streams import healed_streams, server_key
 from .watch import watch_client
 
 __all__ = ["SdkIntegration", "bypass"]

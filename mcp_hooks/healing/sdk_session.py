@@ -63,7 +63,7 @@ def _modern(session: Any) -> bool:
 
 def _relay_of(session: Any) -> Any:
     """The healing relay beneath ``session``, or ``None`` when its transport is not healed."""
-    from .relay import _SessionWriter
+    from .streams import _SessionWriter
 
     writer = getattr(session, "_write_stream", None)  # mcp 1.x
     if writer is None:

@@ -13,7 +13,7 @@ from healing_helpers import Events, error_text, raw_session, text
 
 import mcp_hooks
 from mcp_hooks import hookimpl
-from mcp_hooks.healing import relay
+from mcp_hooks.healing import breaker, relay
 
 pytestmark = [pytest.mark.usefixtures("healing"), pytest.mark.timeout(90)]
 
@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.usefixtures("healing"), pytest.mark.timeout(90)]
 def short_outages(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """A 1 s rebuild deadline and 0.5 s first probe; the links the relay opened, counted."""
     monkeypatch.setattr(relay, "HEAL_DEADLINE", 1.0)
-    monkeypatch.setattr(relay, "BREAKER_PROBE_INITIAL", 0.5)
+    monkeypatch.setattr(breaker, "BREAKER_PROBE_INITIAL", 0.5)
     opened: list[Any] = []
     original = relay._Link
 

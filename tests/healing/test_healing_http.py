@@ -118,7 +118,7 @@ async def test_errors_that_are_not_session_loss_pass_through(server: Any, events
 async def test_a_server_down_longer_than_the_deadline_answers_with_an_error(
     server: Any, events: Events, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mcp_hooks.healing import relay
+    from mcp_hooks.healing import breaker, relay
 
     monkeypatch.setattr(relay, "HEAL_DEADLINE", 2.0)
     async with raw_session(server.url) as session:
@@ -129,7 +129,7 @@ async def test_a_server_down_longer_than_the_deadline_answers_with_an_error(
         assert "unreachable" in error_text(caught.value)
         server.start()
         # the circuit breaker opened when the rebuild was given up: the first call after its probe is due
-        await asyncio.sleep(relay.BREAKER_PROBE_INITIAL + 0.2)
+        await asyncio.sleep(breaker.BREAKER_PROBE_INITIAL + 0.2)
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "up"}), 20)).startswith("up")
 
 

@@ -1,0 +1,118 @@
+"""What the patched SDK transports yield: the session's streams, healed by a :class:`~.relay.Relay`
+that owns the real transport; and the credential-free key of the server each relay heals."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import pluggy
+from anyio.streams.memory import MemoryObjectSendStream
+
+from .. import telemetry
+from . import messages
+from .link import _close
+from .relay import CLOSE_TIMEOUT, Relay
+
+__all__ = ["healed_streams", "server_key"]
+
+
+def server_key(kind: str, target: Any) -> str:
+    """A stable, credential-free key of the connection: the URL without user-info and query, or the command."""
+    if kind == "stdio":
+        command = getattr(target, "command", "stdio")
+        args = " ".join(str(a) for a in getattr(target, "args", []) or [])
+        return f"stdio:{command} {args}".strip()
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(str(target))
+    except ValueError:
+        return "<url>"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class _SessionWriter:
+    """The stream the session writes to: the SDK's own, plus, while a tracer is installed, a note of
+    the call each request was sent in (the relay reads the requests in a task of its own)."""
+
+    def __init__(self, inner: MemoryObjectSendStream[Any], relay: Relay) -> None:
+        self._inner = inner
+        self._relay = relay
+
+    async def send(self, item: Any) -> None:
+        scope = telemetry.scope()
+        if scope is not None:
+            request_id = getattr(messages.inner(item), "id", None)
+            if request_id is not None and len(self._relay._scopes) < 10_000:
+                self._relay._scopes[request_id] = scope
+        await self._inner.send(item)
+
+    def send_nowait(self, item: Any) -> None:
+        self._inner.send_nowait(item)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def clone(self) -> Any:
+        return _SessionWriter(self._inner.clone(), self._relay)
+
+    def statistics(self) -> Any:
+        return self._inner.statistics()
+
+    async def __aenter__(self) -> _SessionWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@contextlib.asynccontextmanager
+async def healed_streams(
+    open_transport: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
+    *,
+    kind: str,
+    server: str,
+    with_session_id: bool,
+    pm: pluggy.PluginManager | None = None,
+) -> AsyncIterator[Any]:
+    """The streams of an SDK transport, healed: what the patched transport functions yield."""
+    relay = Relay(open_transport, kind=kind, server=server, pm=pm)
+    to_session, session_read = anyio.create_memory_object_stream[Any](0)
+    session_write, from_session = anyio.create_memory_object_stream[Any](0)
+    relay._session_send = to_session
+    try:
+        async with anyio.create_task_group() as tg:
+            relay._tg = tg
+            await tg.start(relay.own)
+            tg.start_soon(relay._up, from_session)
+            try:
+                writer = _SessionWriter(session_write, relay)
+                if with_session_id:
+                    yield session_read, writer, relay.session_id
+                else:
+                    yield session_read, writer
+            finally:
+                relay._closing = True
+                await session_write.aclose()
+                link = relay._link
+                if link is not None:
+                    link.trouble.set()
+                relay._wanted.set()
+                with anyio.move_on_after(CLOSE_TIMEOUT):
+                    await relay.closed.wait()
+                tg.cancel_scope.cancel()
+    finally:
+        # also when leaving the task group raises (a host task cancelled, an error in the transport's owner)
+        _close(to_session, session_read, session_write, from_session)
