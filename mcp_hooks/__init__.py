@@ -7,11 +7,10 @@ answer last, so any plugin can add or veto a case.
 
 from __future__ import annotations
 
-from .attach import AttachHandle, attach
+from .attach import AttachHandle, attach, with_mcp_recovery
 from .calls import CallTimeout, OutcomeUncertain, ToolCall
 from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_lost, session_lost_mark
 from .connection import ResilientSession, connect
-from .decorate import with_mcp_recovery
 from .detect import is_session_expired
 from .engine import CircuitOpen, CredentialsRefused
 from .hookspecs import hookimpl, hookspec

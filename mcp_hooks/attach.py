@@ -1,36 +1,126 @@
-"""``attach("package.module:Qualified.name")``: recovery on someone else's function, in place, reversibly.
+"""Recovery put on a function: your own, with ``@with_mcp_recovery``, or someone else's, in place and
+reversibly, with ``attach("package.module:Qualified.name")``. Both take the same options and run the
+same way: the call, and on an error the engine's recovery of it.
 
-The target is wrapped with ``wrapt.FunctionWrapper`` (so methods, classmethods and staticmethods bind as
-before and ``inspect.iscoroutinefunction`` still answers the same). Attaching the same target twice
-returns the same handle and wraps once; ``detach()`` puts back exactly what was there (or removes the
-attribute again when the target was inherited). A target whose module is not imported yet is attached
-by a post-import hook when it is. Every wrapper checks that its handle is still attached, because a
-post-import hook cannot be removed and bound methods made while attached keep the wrapper.
+``attach`` wraps its target with ``wrapt.FunctionWrapper`` (so methods, classmethods and staticmethods
+bind as before and ``inspect.iscoroutinefunction`` still answers the same). Attaching the same target
+twice returns the same handle and wraps once; ``detach()`` puts back exactly what was there (or removes
+the attribute again when the target was inherited). A target whose module is not imported yet is
+attached by a post-import hook when it is. Every wrapper checks that its handle is still attached,
+because a post-import hook cannot be removed and bound methods made while attached keep the wrapper.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
 import sys
 import threading
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
 
 import wrapt
 
 from . import telemetry
-from .engine import _monotonic, recover_async, recover_sync
+from .calls import ToolCall
+from .engine import RecoveryPolicy, _monotonic, recover_async, recover_sync
 from .options import CallDescriber, build_policy
 
-__all__ = ["AttachHandle", "attach"]
+__all__ = ["AttachHandle", "attach", "with_mcp_recovery"]
 
-_WHERE = "attach"
+F = TypeVar("F", bound=Callable[..., Any])
+
 log = logging.getLogger("mcp_hooks.attach")
 _MISSING = object()
 
 _handles: dict[str, AttachHandle] = {}
 _lock = threading.RLock()
+
+
+async def _recovered_async(
+    policy: RecoveryPolicy, call: Callable[[], Awaitable[Any]], describe: Callable[[], ToolCall]
+) -> Any:
+    """``call()``, and on an error the engine's recovery of it (``describe()`` says what the call was)."""
+    with telemetry.one_call():
+        started = _monotonic()
+        try:
+            return await call()
+        except Exception as exc:
+            error = exc
+        return await recover_async(policy, call, describe(), error, started)
+
+
+def _recovered_sync(policy: RecoveryPolicy, call: Callable[[], Any], describe: Callable[[], ToolCall]) -> Any:
+    with telemetry.one_call():
+        started = _monotonic()
+        try:
+            return call()
+        except Exception as exc:
+            error = exc
+        return recover_sync(policy, call, describe(), error, started)
+
+
+@overload
+def with_mcp_recovery(func: F, /) -> F: ...
+@overload
+def with_mcp_recovery(func: None = None, /, **options: Any) -> Callable[[F], F]: ...
+
+
+def with_mcp_recovery(func: Any = None, /, **options: Any) -> Any:
+    """Decorate a sync or async function (or method) that makes MCP calls.
+
+    When it raises, the hooks decide whether the session was lost; if so the session is rebuilt once
+    (shared by every concurrent caller of the same owner) and the call replayed when it is safe,
+    within ``max_reconnects`` rebuilds and ``deadline`` seconds. Anything else is re-raised unchanged.
+
+    Keyword-only options, checked here (a bad one raises ``TypeError``/``ValueError`` naming it):
+
+    - ``reconnect``: a callable receiving the :class:`~mcp_hooks.ToolCall` (sync, or returning an
+      awaitable); ``call.owner`` is the bound instance. Without it the ``reconnect`` hook is asked;
+      with neither, the call is replayed as is (right for code that opens a session per call).
+    - ``server``, ``framework``: what :class:`~mcp_hooks.ToolCall` reports.
+    - ``max_reconnects`` (3), ``deadline`` (30 s, the whole call including recovery).
+    - ``replay_safe_tools``: tool names always safe to replay.
+    - ``plugin_manager``: a manager to use instead of the process-wide one.
+    - ``tool_param``, ``arguments_param``: the parameters holding the tool's name and arguments
+      (found by name otherwise: ``name``/``tool_name``/``tool`` and ``arguments``/``args``/...).
+
+    Usable bare (``@with_mcp_recovery``) or with options (``@with_mcp_recovery(reconnect=...)``).
+    """
+    policy = build_policy("with_mcp_recovery", options)
+
+    def decorate(target: Any) -> Any:
+        if isinstance(target, (classmethod, staticmethod)):
+            return type(target)(decorate(target.__func__))
+        if not callable(target):
+            raise TypeError(f"with_mcp_recovery: can only decorate a function or method, got {target!r}")
+        if inspect.isasyncgenfunction(target) or inspect.isgeneratorfunction(target):
+            raise TypeError(f"with_mcp_recovery: cannot decorate a generator function ({target!r}); decorate the call")
+        describer = CallDescriber("with_mcp_recovery", target, policy, options)
+        bound_owner = getattr(target, "__self__", None) if inspect.ismethod(target) else None
+        describe = describer.describe
+
+        if inspect.iscoroutinefunction(target):
+
+            @functools.wraps(target)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await _recovered_async(
+                    policy, lambda: target(*args, **kwargs), lambda: describe(args, kwargs, bound_owner)
+                )
+
+            return async_wrapper
+
+        @functools.wraps(target)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            return _recovered_sync(policy, lambda: target(*args, **kwargs), lambda: describe(args, kwargs, bound_owner))
+
+        return sync_wrapper
+
+    if func is not None:
+        return decorate(func)
+    return decorate
 
 
 class AttachHandle:
@@ -71,12 +161,12 @@ class AttachHandle:
         if current is _MISSING:  # provided dynamically (a module's __getattr__, a metaclass)
             current = getattr(parent, name)
         if isinstance(current, wrapt.FunctionWrapper) and getattr(current, "_self_mcp_hooks_handle", None) is not None:
-            raise RuntimeError(f"{_WHERE}: {self.target} is already wrapped by another mcp_hooks handle")
+            raise RuntimeError(f"attach: {self.target} is already wrapped by another mcp_hooks handle")
         function = current.__func__ if isinstance(current, (classmethod, staticmethod)) else current
         if not callable(function):
-            raise TypeError(f"{_WHERE}: {self.target} is not a function or method ({current!r})")
-        policy = build_policy(_WHERE, self.options)
-        describer = CallDescriber(f"{_WHERE}({self.target})", function, policy, self.options)
+            raise TypeError(f"attach: {self.target} is not a function or method ({current!r})")
+        policy = build_policy("attach", self.options)
+        describer = CallDescriber(f"attach({self.target})", function, policy, self.options)
         wrapper: Any = wrapt.FunctionWrapper(current, _make_wrapper(self, function, policy, describer))
         wrapper._self_mcp_hooks_handle = self
         setattr(parent, name, wrapper)
@@ -107,41 +197,27 @@ def _make_wrapper(handle: AttachHandle, function: Any, policy: Any, describer: C
         async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if handle.status != "attached":
                 return await wrapped(*args, **kwargs)
-            with telemetry.one_call():
-                started = _monotonic()
-                try:
-                    return await wrapped(*args, **kwargs)
-                except Exception as exc:
-                    error = exc
-                return await recover_async(
-                    policy, lambda: wrapped(*args, **kwargs), describe(args, kwargs, instance), error, started
-                )
+            return await _recovered_async(
+                policy, lambda: wrapped(*args, **kwargs), lambda: describe(args, kwargs, instance)
+            )
 
         return async_wrapper
 
     def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if handle.status != "attached":
             return wrapped(*args, **kwargs)
-        with telemetry.one_call():
-            started = _monotonic()
-            try:
-                return wrapped(*args, **kwargs)
-            except Exception as exc:
-                error = exc
-            return recover_sync(
-                policy, lambda: wrapped(*args, **kwargs), describe(args, kwargs, instance), error, started
-            )
+        return _recovered_sync(policy, lambda: wrapped(*args, **kwargs), lambda: describe(args, kwargs, instance))
 
     return sync_wrapper
 
 
 def _parse(target: str) -> tuple[str, tuple[str, ...]]:
     if not isinstance(target, str) or ":" not in target:
-        raise ValueError(f"{_WHERE}: target must read 'package.module:Qualified.name', got {target!r}")
+        raise ValueError(f"attach: target must read 'package.module:Qualified.name', got {target!r}")
     module, _, qualname = target.partition(":")
     path = tuple(qualname.split("."))
     if not module or not all(part.isidentifier() for part in path):
-        raise ValueError(f"{_WHERE}: target must read 'package.module:Qualified.name', got {target!r}")
+        raise ValueError(f"attach: target must read 'package.module:Qualified.name', got {target!r}")
     return module, path
 
 
@@ -153,7 +229,7 @@ def attach(target: str, **options: Any) -> AttachHandle:
     (``handle.status == "pending"`` until then).
     """
     module_name, path = _parse(target)
-    build_policy(_WHERE, options)  # fail now, naming the option
+    build_policy("attach", options)  # fail now, naming the option
     with _lock:
         existing = _handles.get(target)
         if existing is not None and existing.status != "detached":

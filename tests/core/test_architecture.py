@@ -82,7 +82,6 @@ def test_the_healing_layer_knows_no_caller_above_it(healing: str) -> None:
     for above in (
         "mcp_hooks.engine",
         "mcp_hooks.connection",
-        "mcp_hooks.decorate",
         "mcp_hooks.attach",
         "mcp_hooks.cli",
     ):
