@@ -23,6 +23,7 @@ from .manager import (
     plugin_manager,
     reset_plugin_manager,
 )
+from .patch import Patch
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "Loss",
     "McpHooksPluginManager",
     "OutcomeUncertain",
+    "Patch",
     "PluginOrigin",
     "ResilientSession",
     "SessionLostMark",

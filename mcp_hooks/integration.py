@@ -13,11 +13,12 @@ import importlib.metadata
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .attach import AttachHandle, attach
 from .manager import plugin_manager
+from .patch import Patch
 
 __all__ = ["Integration", "instrument", "integrations", "uninstrument"]
 
@@ -40,9 +41,10 @@ class Integration:
     """Base class of a framework shim.
 
     Subclasses set ``name``, ``distribution`` (the framework's distribution on PyPI), ``min_version``
-    (inclusive) and ``max_version`` (exclusive, or ``None``), and implement :meth:`targets` (the
-    ``"module:Qualified.name"`` targets with their ``attach`` options) and/or override :meth:`_on` and
-    :meth:`_off` for anything else.
+    (inclusive) and ``max_version`` (exclusive, or ``None``), and list what they change: ``patches``, a
+    table of :class:`~mcp_hooks.Patch` (the framework's functions wrapped in place, added in order, removed
+    in reverse), and/or :meth:`targets` (``"module:Qualified.name"`` targets given the engine's recovery
+    by ``attach``); :meth:`_on` and :meth:`_off` for anything else (the framework's own rebuild, say).
     """
 
     name: str = ""
@@ -51,6 +53,8 @@ class Integration:
     distributions: tuple[str, ...] = ()
     min_version: str = "0"
     max_version: str | None = None
+    #: the framework's functions this shim wraps in place
+    patches: Sequence[Patch] = ()
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -102,6 +106,8 @@ class Integration:
             try:
                 for target, options in self.targets():
                     self._handles.append(attach(target, **options))
+                for patch in self.patches:
+                    patch.add()
                 self._on()
             except Exception:
                 self._undo()
@@ -118,6 +124,8 @@ class Integration:
 
     def _undo(self) -> None:
         self._off()
+        for patch in reversed(self.patches):
+            patch.remove()
         while self._handles:
             self._handles.pop().detach()
 
