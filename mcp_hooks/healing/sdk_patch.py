@@ -117,6 +117,7 @@ class SdkIntegration(Integration):
     distribution = "mcp"
     min_version = "1.24"
     max_version = "3"
+    patches = (sdk_session.SEND_REQUEST,)
 
     def __init__(self) -> None:
         super().__init__()
@@ -130,7 +131,6 @@ class SdkIntegration(Integration):
             original = getattr(original, _HEALED, original)
             replacement = _healing(original, kind)
             self._replace_everywhere(original, replacement)
-        sdk_session.install()
 
     def _replace_everywhere(self, original: Any, replacement: Any) -> None:
         for module in list(sys.modules.values()):
@@ -150,7 +150,6 @@ class SdkIntegration(Integration):
 
     def _off(self) -> None:
         _on[0] = False
-        sdk_session.uninstall()
         while self._replaced:
             module, name, original = self._replaced.pop()
             current = getattr(module, name, None)

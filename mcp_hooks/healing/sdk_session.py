@@ -28,7 +28,6 @@ import contextvars
 import importlib
 import logging
 import time
-import types
 import weakref
 from typing import Any
 
@@ -37,9 +36,10 @@ import anyio
 from ..calls import ToolCall
 from ..classify import era_refused
 from ..manager import decide, notify
+from ..patch import Patch
 from .messages import MCP_MAJOR
 
-__all__ = ["RENEGOTIATE_TIMEOUT", "install", "uninstall"]
+__all__ = ["RENEGOTIATE_TIMEOUT", "SEND_REQUEST"]
 
 log = logging.getLogger("mcp_hooks.healing")
 
@@ -50,10 +50,6 @@ _REQUEST_TIMEOUT = 408
 
 _renegotiating: contextvars.ContextVar[bool] = contextvars.ContextVar("mcp_hooks_renegotiating", default=False)
 _locks: weakref.WeakKeyDictionary[Any, anyio.Lock] = weakref.WeakKeyDictionary()
-#: [ClientSession's own send_request (None: inherited), ours] while ours is in place; ours hands everything
-#: on while not active.
-_wrapping: list[Any] = []
-_active = [False]
 
 
 def _modern(session: Any) -> bool:
@@ -122,64 +118,29 @@ def _abandoned(error: BaseException) -> bool:
     return code == _REQUEST_TIMEOUT
 
 
-def _healing_send_request(original: Any) -> Any:
-    # ``original`` is bound as a class attribute would be: it may be another wrapper (an observability
-    # integration's), which needs to know its instance.
-    plain = type(original) is types.FunctionType  # not isinstance: a wrapt proxy passes for its function
-
-    async def send_request(self: Any, *args: Any, **kwargs: Any) -> Any:
-        stamp = getattr(self, "_stamp", None)  # mcp 2.x: the era the request is sent in
-        request_id = getattr(self, "_request_id", None)  # mcp 1.x: the id the request gets
-        try:
-            if plain:
-                return await original(self, *args, **kwargs)
-            return await original.__get__(self, type(self))(*args, **kwargs)
-        except BaseException as exc:
-            if not _active[0]:
-                raise
-            if MCP_MAJOR < 2:
-                if isinstance(request_id, int) and _abandoned(exc):
-                    relay = _relay_of(self)
-                    if relay is not None:
-                        relay.abandon(request_id, "the caller gave the request up")
-                raise
-            if (
-                not isinstance(exc, Exception)
-                or not era_refused(exc)
-                or not _modern(self)
-                or not await _renegotiate(self, stamp, exc)
-            ):
-                raise
-        return await original.__get__(self, type(self))(*args, **kwargs)  # it never ran: sent again, once
-
-    send_request.__wrapped__ = original  # type: ignore[attr-defined]
-    send_request.__doc__ = original.__doc__
-    return send_request
+async def _send_request(wrapped: Any, session: Any, args: Any, kwargs: Any) -> Any:
+    """``ClientSession.send_request``, for the two things above (sessions over a healed transport only)."""
+    stamp = getattr(session, "_stamp", None)  # mcp 2.x: the era the request is sent in
+    request_id = getattr(session, "_request_id", None)  # mcp 1.x: the id the request gets
+    try:
+        return await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        if MCP_MAJOR < 2:
+            if isinstance(request_id, int) and _abandoned(exc):
+                relay = _relay_of(session)
+                if relay is not None:
+                    relay.abandon(request_id, "the caller gave the request up")
+            raise
+        if (
+            not isinstance(exc, Exception)
+            or not era_refused(exc)
+            or not _modern(session)
+            or not await _renegotiate(session, stamp, exc)
+        ):
+            raise
+    return await wrapped(*args, **kwargs)  # it never ran: sent again, once
 
 
-def install() -> None:
-    """Wrap ``ClientSession.send_request`` (in place while installed; active again if it was left)."""
-    _active[0] = True
-    if _wrapping:
-        return  # still in place (someone wrapped it after us): active again
-    cls = importlib.import_module("mcp.client.session").ClientSession
-    own = cls.__dict__.get("send_request")  # None: inherited (mcp 1.x's BaseSession)
-    ours = _healing_send_request(own if own is not None else cls.send_request)
-    _wrapping[:] = [own, ours]
-    cls.send_request = ours
-
-
-def uninstall() -> None:
-    """Give the SDK its own ``send_request`` back; if someone wrapped it after us, ours stays beneath
-    theirs and hands everything on unchanged."""
-    _active[0] = False
-    if not _wrapping:
-        return
-    own, ours = _wrapping
-    cls = importlib.import_module("mcp.client.session").ClientSession
-    if cls.__dict__.get("send_request") is ours:
-        if own is not None:
-            cls.send_request = own
-        else:
-            del cls.send_request
-        _wrapping.clear()
+#: ``ClientSession.send_request`` wrapped in place while ``instrument("mcp")`` is on (inherited from
+#: ``BaseSession`` under mcp 1.x: put back by removing it again).
+SEND_REQUEST = Patch("mcp.client.session", "ClientSession.send_request", _send_request, owner="mcp_hooks.healing")

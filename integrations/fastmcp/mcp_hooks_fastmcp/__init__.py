@@ -39,11 +39,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import sys
 from collections.abc import Iterable
 from typing import Any
-
-import wrapt
 
 import mcp_hooks
 from mcp_hooks import ToolCall, hookimpl
@@ -99,6 +96,10 @@ async def _runner_under_bypass(wrapped: Any, instance: Any, args: tuple[Any, ...
         return await wrapped(*args, **kwargs)
 
 
+#: fastmcp may not be imported yet (``mcp-hooks run``): the kit patches it when it is, never imports it here
+_RUNNER_PATCH = mcp_hooks.Patch(RUNNER_MODULE, ".".join(RUNNER), _runner_under_bypass, owner="mcp_hooks.fastmcp")
+
+
 class FastMCPIntegration(mcp_hooks.Integration):
     """The fastmcp ``Client`` shim: ``mcp_hooks.instrument("fastmcp")``."""
 
@@ -108,51 +109,14 @@ class FastMCPIntegration(mcp_hooks.Integration):
     min_version = "3"
     max_version = "5"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._runner: tuple[Any, Any, Any] | None = None  # (Client, what its __dict__ held, the wrapper)
-        self._runner_wanted = False
-        self._runner_hooked = False
+    @property
+    def patches(self) -> tuple[mcp_hooks.Patch, ...]:  # type: ignore[override]
+        """The client's session task; under mcp 1.x also the SDK's SSE answer reader (:mod:`._mcp1_sse`)."""
+        return (_RUNNER_PATCH, _mcp1_sse.PATCH) if _mcp_major() == 1 else (_RUNNER_PATCH,)
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         owner = "fastmcp.client.mixins.tools:ClientToolsMixin"
         return [(f"{owner}.{method}", {"framework": FRAMEWORK}) for method in ("call_tool_mcp", "list_tools_mcp")]
-
-    def _on(self) -> None:
-        self._runner_wanted = True
-        module = sys.modules.get(RUNNER_MODULE)
-        if module is not None:
-            self._wrap_runner(module)
-        elif not self._runner_hooked:  # fastmcp is not imported yet (``mcp-hooks run``): never import it here
-            self._runner_hooked = True
-            wrapt.register_post_import_hook(self._wrap_runner_on_import, RUNNER_MODULE)
-        if _mcp_major() == 1:
-            _mcp1_sse.install()
-
-    def _wrap_runner(self, module: Any) -> None:
-        with self._lock:
-            if not self._runner_wanted or self._runner is not None:
-                return  # a post-import hook outlives uninstrument(): it must do nothing then
-            cls = getattr(module, RUNNER[0])
-            original = vars(cls)[RUNNER[1]]
-            wrapper = wrapt.FunctionWrapper(original, _runner_under_bypass)
-            setattr(cls, RUNNER[1], wrapper)
-            self._runner = (cls, original, wrapper)
-
-    def _wrap_runner_on_import(self, module: Any) -> None:
-        try:
-            self._wrap_runner(module)
-        except Exception:  # never break the import of someone else's module
-            log.exception("mcp_hooks: could not wrap %s.%s.%s", RUNNER_MODULE, *RUNNER)
-
-    def _off(self) -> None:
-        _mcp1_sse.remove()
-        self._runner_wanted = False
-        if self._runner is not None:
-            cls, original, wrapper = self._runner
-            if vars(cls).get(RUNNER[1]) is wrapper:  # else someone wrapped it since: ours steps aside when off
-                setattr(cls, RUNNER[1], original)
-            self._runner = None
 
 
 mcp_hooks_integration = FastMCPIntegration()

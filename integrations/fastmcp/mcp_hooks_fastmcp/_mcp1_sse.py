@@ -18,7 +18,7 @@ import importlib
 import logging
 from typing import Any
 
-import wrapt
+import mcp_hooks
 
 log = logging.getLogger("mcp_hooks.fastmcp")
 
@@ -27,9 +27,6 @@ CLASS = "StreamableHTTPTransport"
 METHOD = "_handle_sse_response"
 MESSAGE = "SSE stream ended without a response"
 CONNECTION_CLOSED = -32000
-_MARK = "_self_mcp_hooks_sse_watch"
-
-_installed: tuple[Any, Any] | None = None  # (class, what its __dict__ held)
 
 
 class _WatchedWriter:
@@ -80,30 +77,9 @@ async def _answer_lost(writer: Any, request_id: Any) -> None:
         log.debug("mcp_hooks: could not deliver the lost-stream error: %r", exc)
 
 
-def install() -> None:
-    """Wrap ``StreamableHTTPTransport._handle_sse_response`` (idempotent)."""
-    global _installed
-    if _installed is not None:
-        return
-    cls = getattr(importlib.import_module(MODULE), CLASS)
-    current = vars(cls).get(METHOD)
-    if current is None or getattr(current, _MARK, False):
-        return  # not this SDK's shape, or someone installed the same fix already
-    wrapper = wrapt.FunctionWrapper(current, _watch)
-    setattr(wrapper, _MARK, True)
-    setattr(cls, METHOD, wrapper)
-    _installed = (cls, current)
-
-
-def remove() -> None:
-    """Put the original back exactly (safe to call twice)."""
-    global _installed
-    if _installed is None:
-        return
-    cls, original = _installed
-    setattr(cls, METHOD, original)
-    _installed = None
+#: The fix, wrapped in place by the fastmcp integration under mcp 1.x (not found elsewhere: skipped).
+PATCH = mcp_hooks.Patch(MODULE, f"{CLASS}.{METHOD}", _watch, required=False, owner="mcp_hooks.fastmcp")
 
 
 def installed() -> bool:
-    return _installed is not None
+    return PATCH.applied

@@ -49,8 +49,6 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import wrapt
-
 import mcp_hooks
 from mcp_hooks import OutcomeUncertain, ToolCall
 from mcp_hooks.classify import Loss, SessionLostMark, mark_session_lost, session_lost_mark
@@ -541,109 +539,30 @@ def _bind(function: Any, args: Any, kwargs: Any) -> dict[str, Any] | None:
 
 # --- patching ---------------------------------------------------------------------------------------
 
-_MISSING: Any = object()
+
+def _patch(module: str, qualname: str, wrapper: Callable[..., Any], *, required: bool) -> mcp_hooks.Patch:
+    return mcp_hooks.Patch(module, qualname, wrapper, required=required, owner="mcp_hooks.hermes")
 
 
-class _Patch:
-    """One function replaced in place by a ``wrapt.FunctionWrapper``; put back exactly on ``remove``.
-
-    Applied now when its module is imported, else by a post-import hook (which cannot be removed, so
-    it checks that the patch is still wanted).
-    """
-
-    def __init__(self, module: str, qualname: str, wrapper: Callable[..., Any], *, required: bool) -> None:
-        self.module = module
-        self.path = tuple(qualname.split("."))
-        self.wrapper = wrapper
-        self.required = required
-        self.wanted = False
-        self.original: Any = None
-        self._parent: Any = None
-        self._own: Any = _MISSING
-        self._installed: Any = None
-        self._hooked = False
-
-    @property
-    def target(self) -> str:
-        return f"{self.module}:{'.'.join(self.path)}"
-
-    @property
-    def applied(self) -> bool:
-        return self._installed is not None
-
-    def add(self) -> None:
-        self.wanted = True
-        module = sys.modules.get(self.module)
-        if module is not None:
-            self._apply(module)
-        elif not self._hooked:
-            self._hooked = True
-            wrapt.register_post_import_hook(self._on_import, self.module)
-
-    def _on_import(self, module: Any) -> None:
-        if not self.wanted or self.applied:
-            return
-        try:
-            self._apply(module)
-        except Exception:  # never break the import of someone else's module
-            log.exception("mcp_hooks.hermes: could not patch %s", self.target)
-
-    def _apply(self, module: Any) -> None:
-        if self.applied:
-            return
-        parent: Any = module
-        try:
-            for part in self.path[:-1]:
-                parent = getattr(parent, part)
-            name = self.path[-1]
-            own = vars(parent).get(name, _MISSING)
-            current = own if own is not _MISSING else getattr(parent, name)
-        except AttributeError as missing:
-            if self.required:
-                raise RuntimeError(
-                    f"mcp_hooks.hermes: {self.target} not found; this hermes-agent is not supported"
-                ) from missing
-            log.debug("mcp_hooks.hermes: %s not found; skipped", self.target)
-            return
-        installed: Any = wrapt.FunctionWrapper(current, self.wrapper)
-        installed._self_mcp_hooks_hermes = True
-        setattr(parent, self.path[-1], installed)
-        self.original = current
-        self._parent, self._own, self._installed = parent, own, installed
-
-    def remove(self) -> None:
-        self.wanted = False
-        if not self.applied:
-            return
-        name = self.path[-1]
-        if vars(self._parent).get(name) is self._installed:
-            if self._own is _MISSING:
-                delattr(self._parent, name)
-            else:
-                setattr(self._parent, name, self._own)
-        self.original = None
-        self._parent, self._own, self._installed = None, _MISSING, None
-
-
-_PATCHES: tuple[_Patch, ...] = (
-    _Patch(HERMES_MODULE, "_is_session_expired_error", _detect, required=True),
-    _Patch(HERMES_MODULE, "_handle_session_expired_and_retry", _recover, required=True),
-    _Patch(HERMES_MODULE, "_handle_auth_error_and_retry", _observe_auth, required=False),
-    _Patch(HERMES_MODULE, "_wait_for_server_session_ready", _wait_ready, required=False),
-    _Patch(HERMES_MODULE, "_make_tool_handler", _handler_factory, required=True),
-    _Patch(HERMES_MODULE, "_make_list_resources_handler", _handler_factory, required=False),
-    _Patch(HERMES_MODULE, "_make_read_resource_handler", _handler_factory, required=False),
-    _Patch(HERMES_MODULE, "_make_list_prompts_handler", _handler_factory, required=False),
-    _Patch(HERMES_MODULE, "_make_get_prompt_handler", _handler_factory, required=False),
-    _Patch(HERMES_MODULE, "MCPServerTask._run_http", _transport_under_bypass, required=True),
-    _Patch(HERMES_MODULE, "MCPServerTask._run_stdio", _transport_under_bypass, required=True),
-    _Patch(
+_PATCHES: tuple[mcp_hooks.Patch, ...] = (
+    _patch(HERMES_MODULE, "_is_session_expired_error", _detect, required=True),
+    _patch(HERMES_MODULE, "_handle_session_expired_and_retry", _recover, required=True),
+    _patch(HERMES_MODULE, "_handle_auth_error_and_retry", _observe_auth, required=False),
+    _patch(HERMES_MODULE, "_wait_for_server_session_ready", _wait_ready, required=False),
+    _patch(HERMES_MODULE, "_make_tool_handler", _handler_factory, required=True),
+    _patch(HERMES_MODULE, "_make_list_resources_handler", _handler_factory, required=False),
+    _patch(HERMES_MODULE, "_make_read_resource_handler", _handler_factory, required=False),
+    _patch(HERMES_MODULE, "_make_list_prompts_handler", _handler_factory, required=False),
+    _patch(HERMES_MODULE, "_make_get_prompt_handler", _handler_factory, required=False),
+    _patch(HERMES_MODULE, "MCPServerTask._run_http", _transport_under_bypass, required=True),
+    _patch(HERMES_MODULE, "MCPServerTask._run_stdio", _transport_under_bypass, required=True),
+    _patch(
         "mcp.client.streamable_http",
         "StreamableHTTPTransport._handle_post_request",
         _settle.handle_post_request,
         required=False,
     ),
-    _Patch("mcp.shared.session", "BaseSession.__aexit__", _settle.session_aexit, required=False),
+    _patch("mcp.shared.session", "BaseSession.__aexit__", _settle.session_aexit, required=False),
 )
 _PATCHES_BY_NAME = {patch.path[-1]: patch for patch in _PATCHES}
 
@@ -657,19 +576,13 @@ class HermesIntegration(mcp_hooks.Integration):
     min_version = "0.19"
     max_version = "0.20"  # private functions are patched: each hermes minor is checked before it is allowed
 
-    @property
-    def patches(self) -> tuple[_Patch, ...]:
-        return _PATCHES
+    patches = _PATCHES
 
     def _on(self) -> None:
-        for patch in _PATCHES:
-            patch.add()
         _settle.set_scope(_hermes_loop)
 
     def _off(self) -> None:
         _settle.set_scope(None)
-        for patch in reversed(_PATCHES):
-            patch.remove()
 
 
 mcp_hooks_integration = HermesIntegration()

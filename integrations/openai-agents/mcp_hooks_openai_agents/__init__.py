@@ -35,12 +35,9 @@ import asyncio
 import contextlib
 import logging
 import sys
-import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
-
-import wrapt
 
 import mcp_hooks
 from mcp_hooks import ToolCall, hookimpl
@@ -491,11 +488,14 @@ async def _entered_under_bypass(open_session: Callable[[], Any]) -> AsyncIterato
         yield session
 
 
-_PATCHES = (
-    (_BASE, "connect", _connect_wrapper),
-    (_BASE, "cleanup", _cleanup_wrapper),
-    (_HTTP, "create_streams", _create_streams_wrapper),
-    (_HTTP, "_isolated_client_session", _isolated_session_wrapper),
+_PATCHES = tuple(
+    mcp_hooks.Patch(SERVER_MODULE, f"{owner}.{method}", wrapper, owner="mcp_hooks.openai_agents")
+    for owner, method, wrapper in (
+        (_BASE, "connect", _connect_wrapper),
+        (_BASE, "cleanup", _cleanup_wrapper),
+        (_HTTP, "create_streams", _create_streams_wrapper),
+        (_HTTP, "_isolated_client_session", _isolated_session_wrapper),
+    )
 )
 
 
@@ -509,6 +509,7 @@ class OpenAIAgentsIntegration(mcp_hooks.Integration):
     distribution = "openai-agents"
     min_version = "0.24"
     max_version = "1.0"
+    patches = _PATCHES
 
     def __init__(self) -> None:
         super().__init__()
@@ -516,9 +517,6 @@ class OpenAIAgentsIntegration(mcp_hooks.Integration):
         self.options: dict[str, Any] = {}
         #: watch the mcp 1.x HTTP transport (see :mod:`._watch`)
         self.watch_http = True
-        self._patches: list[tuple[Any, str, Any, Any]] = []
-        self._import_hook = False
-        self._patch_lock = threading.RLock()
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         return [(target, {**self.options, "framework": FRAMEWORK}) for target in RECOVERY_TARGETS]
@@ -546,35 +544,6 @@ class OpenAIAgentsIntegration(mcp_hooks.Integration):
                     self._handles.pop().detach()
                 for target, attach_options in self.targets():
                     self._handles.append(mcp_hooks.attach(target, **attach_options))
-
-    def _on(self) -> None:
-        module = sys.modules.get(SERVER_MODULE)
-        if module is not None:
-            self._patch(module, now=True)
-        elif not self._import_hook:
-            self._import_hook = True
-            wrapt.register_post_import_hook(self._patch, SERVER_MODULE)
-
-    def _patch(self, module: Any, now: bool = False) -> None:
-        with self._patch_lock:
-            if not now and not self.enabled:
-                return  # a post-import hook outlives uninstrument(): it must do nothing then
-            if self._patches:
-                return
-            for class_name, method, wrapper in _PATCHES:
-                cls = getattr(module, class_name)
-                original = vars(cls)[method]
-                patched: Any = wrapt.FunctionWrapper(original, wrapper)
-                patched._self_mcp_hooks_openai_agents = True
-                setattr(cls, method, patched)
-                self._patches.append((cls, method, original, patched))
-
-    def _off(self) -> None:
-        with self._patch_lock:
-            while self._patches:
-                cls, method, original, patched = self._patches.pop()
-                if vars(cls).get(method) is patched:
-                    setattr(cls, method, original)
 
 
 #: The shim's instance, found by ``mcp_hooks.instrument()`` through the entry point.

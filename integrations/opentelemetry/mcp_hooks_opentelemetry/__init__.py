@@ -31,11 +31,10 @@ import time
 import weakref
 from typing import Any
 
-import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from mcp_hooks import ToolCall, hookimpl, telemetry
+from mcp_hooks import Patch, ToolCall, hookimpl, telemetry
 from mcp_hooks.integration import Integration
 
 from ._tracer import OtelTracer, Scope, _method_and_params, field
@@ -59,36 +58,24 @@ class OpenTelemetryIntegration(Integration):
         super().__init__()
         self.options: dict[str, Any] = {"tracer_provider": None, "meter_provider": None, "capture_content": False}
         self.tracer: OtelTracer | None = None
-        self._patched: list[tuple[type, str, Any, Any]] = []
+        #: the SDK session's methods wrapped in place (they pass calls straight through while no tracer is set)
+        self.patches = tuple(
+            Patch(_SESSION_MODULE, f"ClientSession.{attribute}", wrapper, owner="mcp_hooks.opentelemetry")
+            for attribute, wrapper in (
+                ("send_request", self._send_request),
+                ("__aenter__", self._session_enter),
+                ("__aexit__", self._session_exit),
+            )
+        )
         self._complained: set[str] = set()
 
     def _on(self) -> None:
-        from mcp.client.session import ClientSession
-
         self.tracer = OtelTracer(**self.options)
-        for attribute, wrapper in (
-            ("send_request", self._send_request),
-            ("__aenter__", self._session_enter),
-            ("__aexit__", self._session_exit),
-        ):
-            saved = ClientSession.__dict__.get(attribute)  # None: inherited (mcp 1.x's BaseSession)
-            patch = wrapt.FunctionWrapper(getattr(ClientSession, attribute), wrapper)
-            setattr(ClientSession, attribute, patch)
-            self._patched.append((ClientSession, attribute, saved, patch))
         telemetry.install(self.tracer)
 
     def _off(self) -> None:
         if self.tracer is not None:
             telemetry.uninstall(self.tracer)
-        while self._patched:
-            cls, attribute, saved, patch = self._patched.pop()
-            if cls.__dict__.get(attribute) is not patch:
-                # someone wrapped it after us: keep theirs (ours calls straight through while off)
-                log.info("mcp_hooks: %s.%s was wrapped again by someone else; left in place", cls.__name__, attribute)
-            elif saved is not None:
-                setattr(cls, attribute, saved)
-            else:
-                delattr(cls, attribute)
         self.tracer = None
 
     # ---------------------------------------------------------------- guards

@@ -22,12 +22,10 @@ aside there with one log line.
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import mcp_hooks_fastmcp
-import wrapt
 
 import mcp_hooks
 from mcp_hooks import OutcomeUncertain
@@ -43,7 +41,6 @@ DISTRIBUTIONS = ("pydantic-ai-slim", "pydantic-ai")
 MODULE = "pydantic_ai.mcp"
 CLASS = "MCPToolset"
 METHOD = "_call_tool_checked"
-_MARK = "_self_mcp_hooks_pydantic_ai"
 
 
 async def _tell_the_model(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -68,12 +65,12 @@ class PydanticAIIntegration(mcp_hooks.Integration):
     distributions = DISTRIBUTIONS
     min_version = "2"
     max_version = "3"
+    #: pydantic_ai.mcp imports fastmcp and the SDK: patched when it is imported, never imported here
+    patches = (mcp_hooks.Patch(MODULE, f"{CLASS}.{METHOD}", _tell_the_model, owner="mcp_hooks.pydantic_ai"),)
 
     def __init__(self) -> None:
         super().__init__()
         self._started_fastmcp = False
-        self._wanted = False
-        self._patched: tuple[Any, Any] | None = None  # (class, what its __dict__ held)
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         return ()  # the recovery is the fastmcp integration's (below pydantic-ai's error mapping)
@@ -87,45 +84,11 @@ class PydanticAIIntegration(mcp_hooks.Integration):
                     f"cannot run here: {fastmcp.why_not}"
                 )
             self._started_fastmcp = True
-        self._wanted = True
-        _when_imported(self._patch)
-
-    def _patch(self, module: Any) -> None:
-        with self._lock:
-            if not self._wanted or self._patched is not None:
-                return
-            cls = getattr(module, CLASS)
-            current = vars(cls).get(METHOD)
-            if current is None or getattr(current, _MARK, False):
-                return
-            wrapper = wrapt.FunctionWrapper(current, _tell_the_model)
-            setattr(wrapper, _MARK, True)
-            setattr(cls, METHOD, wrapper)
-            self._patched = (cls, current)
 
     def _off(self) -> None:
-        self._wanted = False
-        if self._patched is not None:
-            cls, original = self._patched
-            setattr(cls, METHOD, original)
-            self._patched = None
         if self._started_fastmcp:
             mcp_hooks_fastmcp.mcp_hooks_integration.uninstrument()
             self._started_fastmcp = False
-
-
-_hooked: list[Callable[[Any], None]] = []
-
-
-def _when_imported(patch: Callable[[Any], None]) -> None:
-    """Run ``patch(pydantic_ai.mcp)`` now if it is imported, else when it is (``pydantic_ai.mcp`` imports
-    fastmcp and the SDK: the shim never imports it itself). A post-import hook cannot be removed, so it
-    is registered once per process and ``patch`` checks whether it is still wanted."""
-    if not _hooked:
-        _hooked.append(patch)
-        wrapt.register_post_import_hook(lambda module: _hooked[0](module), MODULE)
-    elif MODULE in sys.modules:
-        patch(sys.modules[MODULE])
 
 
 mcp_hooks_integration = PydanticAIIntegration()
