@@ -421,6 +421,74 @@ async def plugin_example(block: Any, request: pytest.FixtureRequest) -> None:
         importlib.invalidate_caches()
 
 
+MY_FRAMEWORK = """
+class MCPToolset:
+    def __init__(self):
+        self.reconnects = 0
+        self.lose_session = False
+
+    def run_tool(self, name, raise_errors=False):
+        try:
+            return self.call_tool(name)
+        except Exception as exc:
+            if raise_errors:
+                raise
+            return f"Error: {exc}"
+
+    def call_tool(self, name):
+        if self.lose_session:
+            raise ConnectionError("Session terminated")
+        return f"ran {name}"
+
+    def reconnect(self):
+        self.reconnects += 1
+        self.lose_session = False
+        return True
+"""
+
+
+async def integration_example(block: Any, request: pytest.FixtureRequest) -> None:
+    """The README's shim, against a framework written for the test (``my_framework.mcp``, which turns
+    errors into text): turned on, the lost session is rebuilt by the framework's own ``reconnect`` and the
+    tool answers; turned off, every patched function is the framework's own again."""
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    filename = re.match(r"# (?P<module>\w+)\.py\n", block.source)
+    assert filename is not None, "the integration block starts with its file name"
+    module_name = filename["module"]
+    (tmp_path / "my_framework").mkdir()
+    (tmp_path / "my_framework" / "__init__.py").write_text("")
+    (tmp_path / "my_framework" / "mcp.py").write_text(MY_FRAMEWORK)
+    (tmp_path / f"{module_name}.py").write_text(block.source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        shim = importlib.import_module(module_name)
+        toolset_class = importlib.import_module("my_framework.mcp").MCPToolset
+        originals = dict(vars(toolset_class))
+        integration = shim.mcp_hooks_integration
+        assert integration.instrument() is False  # my-framework is not installed: it steps aside
+        assert integration.why_not == "my-framework is not installed"
+        monkeypatch.setattr(integration, "framework_version", lambda: "1.3")
+        pm = mcp_hooks.plugin_manager()
+        pm.register(shim, name="readme-my-framework")
+        try:
+            assert integration.instrument() is True
+            toolset = toolset_class()
+            toolset.lose_session = True
+            assert toolset.run_tool("search") == "ran search"  # rebuilt by its own reconnect, replayed
+            assert toolset.reconnects == 1
+        finally:
+            integration.uninstrument()
+            pm.unregister(name="readme-my-framework")
+        assert dict(vars(toolset_class)) == originals  # every patch put back exactly
+        toolset = toolset_class()
+        toolset.lose_session = True
+        assert toolset.run_tool("search") == "Error: Session terminated"  # the framework alone again
+    finally:
+        for name in (module_name, "my_framework.mcp", "my_framework"):
+            sys.modules.pop(name, None)
+
+
 async def kit_example(block: Any, request: pytest.FixtureRequest) -> None:
     """The README's test, run with the fixtures it names (the kit's pytest plugin provides them)."""
     namespace: dict[str, Any] = {}
@@ -442,7 +510,8 @@ EXAMPLES: dict[str, tuple[str, Callable[[Any, pytest.FixtureRequest], Awaitable[
     "with_mcp_recovery": ("@with_mcp_recovery(", with_mcp_recovery_example),
     "attach": ("mcp_hooks.attach(", attach_example),
     "classify": ("classify(error)", classify_example),
-    "plugin": ("@hookimpl", plugin_example),
+    "plugin": ("# my_gateway_plugin.py", plugin_example),
+    "integration": ("# mcp_hooks_my_framework.py", integration_example),
     "plugin-entry-point": ("[project.entry-points.", plugin_example),
     "testing-kit": ("async def test_", kit_example),
 }
