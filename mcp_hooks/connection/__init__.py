@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 
 from ..engine import DEFAULT_DEADLINE, DEFAULT_MAX_RECONNECTS
-from ..healing.messages import MCP_MAJOR
+from ..sdk import MCP_MAJOR
 from .link import _redact
 from .rebuild import BREAKER_AFTER, _Options
 from .session import ResilientSession

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..classify import SessionLostMark
 from ..engine import RecoveryPolicy
-from ..healing.watch import EventSeen, _httpx, event_stream, read_400, send_refusable, session_gone
+from ..healing.watch import EventSeen, event_stream, read_400, send_refusable, session_gone
+from ..sdk import HTTPX as _httpx
 
 
 class LinkWatcher(Protocol):

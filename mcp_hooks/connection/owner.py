@@ -22,9 +22,9 @@ from typing import Any
 from .. import redact, telemetry
 from ..classify import Loss, SessionLostMark
 from ..engine import CredentialsRefused
-from ..healing.messages import MCP_MAJOR
 from ..healing.sdk_patch import bypass
-from ..healing.watch import _httpx
+from ..sdk import HTTPX as _httpx
+from ..sdk import MCP_MAJOR
 from .link import _Link, _uncancel, _WatchingTransport
 from .rebuild import DRAIN_GRACE, _Rebuilding
 

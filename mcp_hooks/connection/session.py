@@ -19,9 +19,9 @@ from .. import telemetry
 from ..calls import CallTimeout, ToolCall
 from ..classify import Loss, SessionLostMark, classify, flow_expired, mark_session_lost
 from ..engine import RecoveryPolicy, add_note, recover_async
-from ..healing.messages import MCP_MAJOR
 from ..healing.relay import FLOW_RESTARTS
 from ..manager import decide
+from ..sdk import MCP_MAJOR
 from .link import _Link, _uncancel
 from .listen import HealedSubscription
 from .listen import listen as _listen

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..healing.messages import MCP_MAJOR
+from ..sdk import MCP_MAJOR
 
 log = logging.getLogger("mcp_hooks.connect")
 

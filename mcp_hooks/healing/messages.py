@@ -11,6 +11,8 @@ import importlib
 import importlib.metadata
 from typing import Any
 
+from ..sdk import MCP_MAJOR
+
 __all__ = [
     "MCP_MAJOR",
     "UNCERTAIN_CODE",
@@ -24,7 +26,6 @@ __all__ = [
     "with_id",
 ]
 
-MCP_MAJOR = int(importlib.metadata.version("mcp").split(".", 1)[0])
 
 _types: Any = importlib.import_module("mcp.types")
 _message: Any = importlib.import_module("mcp.shared.message")

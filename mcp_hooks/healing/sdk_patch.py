@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..integration import Integration
+from ..sdk import MCP_MAJOR
 from . import sdk_session
-from .messages import MCP_MAJOR
 from .streams import healed_streams, server_key
 from .watch import watch_client
 

@@ -37,7 +37,7 @@ from ..calls import ToolCall
 from ..classify import era_refused
 from ..manager import decide, notify
 from ..patch import Patch
-from .messages import MCP_MAJOR
+from ..sdk import MCP_MAJOR
 
 __all__ = ["RENEGOTIATE_TIMEOUT", "SEND_REQUEST"]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextvars
 import email.utils
-import importlib
 import json
 import logging
 import time
@@ -34,7 +33,7 @@ import pluggy
 
 from ..calls import ToolCall
 from ..manager import decide
-from .messages import MCP_MAJOR
+from ..sdk import HTTPX
 
 __all__ = ["EventStreamEnd", "LinkEvents", "current_link", "retry_after_seconds", "send_refusable", "watch_client"]
 
@@ -45,7 +44,7 @@ REFUSED_STATUSES = frozenset({429, 503})
 #: However the hooks answer, one request is sent at most this many times.
 MAX_SENDS = 10
 
-_httpx: Any = importlib.import_module("httpx2" if MCP_MAJOR >= 2 else "httpx")
+_httpx: Any = HTTPX
 
 
 class LinkEvents(Protocol):

@@ -59,7 +59,7 @@ def test_the_classifier_needs_no_actor() -> None:
     assert _ours(MODULES["mcp_hooks.classify"]) == set()
 
 
-@pytest.mark.parametrize("leaf", ["mcp_hooks.telemetry", "mcp_hooks.redact"])
+@pytest.mark.parametrize("leaf", ["mcp_hooks.telemetry", "mcp_hooks.redact", "mcp_hooks.sdk"])
 def test_observing_depends_on_nothing(leaf: str) -> None:
     assert _ours(MODULES[leaf]) == set()
 
@@ -94,3 +94,14 @@ def test_the_core_knows_no_framework_and_no_test_tool(core: str) -> None:
     assert not _touches(imports, "mcp_hooks.testing"), core
     assert not _touches(imports, "pytest"), core
     assert not any(i.startswith("mcp_hooks_") for i in imports), core
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_only_the_sdk_module_reads_the_sdk_version(module: str) -> None:
+    if module == "mcp_hooks.sdk":
+        return
+    path = PACKAGE.parent.joinpath(*module.split(".")).with_suffix(".py")
+    if not path.exists():
+        path = PACKAGE.parent.joinpath(*module.split("."), "__init__.py")
+    source = path.read_text(encoding="utf-8")
+    assert 'version("mcp")' not in source, f"{module} reads the SDK version: use mcp_hooks.sdk.MCP_MAJOR"
