@@ -92,9 +92,18 @@ class Integration:
         """``(target, attach options)`` pairs to wrap; override in subclasses."""
         return ()
 
-    def instrument(self) -> bool:
-        """Turn the shim on; ``False`` (and one log line) when the framework is missing or out of range."""
+    def configure(self, **options: Any) -> None:
+        """Set this integration's options (``instrument(name, **options)`` calls it first); a shim with
+        options overrides it and raises ``TypeError`` naming an option it does not know."""
+        if options:
+            raise TypeError(f"integration {self.name!r} takes no options; got {', '.join(map(repr, sorted(options)))}")
+
+    def instrument(self, **options: Any) -> bool:
+        """Turn the shim on, with ``options`` set first (see :meth:`configure`); ``False`` (and one log
+        line) when the framework is missing or out of range."""
         with self._lock:
+            if options:
+                self.configure(**options)
             if self.enabled:
                 return True
             reason = self.check()
@@ -163,8 +172,16 @@ def integrations() -> dict[str, Integration]:
     return found
 
 
-def instrument(*names: str) -> dict[str, bool]:
-    """Turn on the named shims, or every installed one; returns name -> whether it is on."""
+def instrument(*names: str, **options: Any) -> dict[str, bool]:
+    """Turn on the named shims, or every installed one; returns name -> whether it is on.
+
+    ``options`` go to each named shim's ``configure`` (``instrument("opentelemetry", tracer_provider=p)``);
+    a shim that does not know one raises ``TypeError`` naming it, before anything is turned on."""
+    if options and not names:
+        raise TypeError(
+            f"mcp_hooks.instrument: options ({', '.join(map(repr, sorted(options)))}) need the name of the "
+            "integration they are for"
+        )
     available = integrations()
     unknown = [n for n in names if n not in available]
     if unknown:
@@ -173,6 +190,9 @@ def instrument(*names: str) -> dict[str, bool]:
             f"installed: {', '.join(sorted(available)) or 'none'}"
         )
     chosen = names or tuple(available)
+    if options:
+        for name in chosen:
+            available[name].configure(**options)
     return {name: available[name].instrument() for name in chosen}
 
 

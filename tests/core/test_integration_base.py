@@ -79,3 +79,59 @@ def test_instrument_twice_wraps_once_and_uninstrument_restores(framework_module:
     shim.uninstrument()
     shim.uninstrument()
     assert vars(framework_module.Server)["call_tool"] is original
+
+
+class Configurable(Shim):
+    name = "configurable-under-test"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.options: dict[str, Any] = {}
+
+    def configure(self, **options: Any) -> None:
+        unknown = sorted(set(options) - {"deadline"})
+        if unknown:
+            raise TypeError(f"configurable: unknown option {unknown[0]!r}")
+        self.options.update(options)
+
+
+def test_instrument_sets_the_options_first(framework_module: types.ModuleType) -> None:
+    shim = Configurable()
+    try:
+        assert shim.instrument(deadline=5) is True
+        assert shim.options == {"deadline": 5}
+    finally:
+        shim.uninstrument()
+
+
+def test_an_unknown_option_fails_before_anything_is_on(framework_module: types.ModuleType) -> None:
+    shim = Configurable()
+    original = framework_module.Server.call_tool
+    with pytest.raises(TypeError, match="'retries'"):
+        shim.instrument(retries=3)
+    assert not shim.enabled
+    assert framework_module.Server.call_tool is original
+
+
+def test_a_shim_without_options_names_the_one_it_was_given(framework_module: types.ModuleType) -> None:
+    shim = Shim()
+    with pytest.raises(TypeError, match=r"'shim-under-test' takes no options; got 'deadline'"):
+        shim.instrument(deadline=5)
+    assert not shim.enabled
+
+
+def test_module_instrument_passes_options_to_the_named_integration_only(
+    framework_module: types.ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mcp_hooks
+    from mcp_hooks import integration as integration_module
+
+    shim = Configurable()
+    monkeypatch.setattr(integration_module, "integrations", lambda: {"configurable-under-test": shim})
+    try:
+        assert mcp_hooks.instrument("configurable-under-test", deadline=7) == {"configurable-under-test": True}
+        assert shim.options == {"deadline": 7}
+    finally:
+        shim.uninstrument()
+    with pytest.raises(TypeError, match="need the name of the integration"):
+        mcp_hooks.instrument(deadline=7)

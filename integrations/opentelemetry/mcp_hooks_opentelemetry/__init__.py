@@ -69,6 +69,21 @@ class OpenTelemetryIntegration(Integration):
         )
         self._complained: set[str] = set()
 
+    def configure(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"mcp_hooks_opentelemetry.configure: unknown option {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(_OPTIONS)}"
+            )
+        if "capture_content" in options and not isinstance(options["capture_content"], bool):
+            raise TypeError("mcp_hooks_opentelemetry.configure: capture_content must be True or False")
+        with self._lock:
+            self.options.update(options)
+            if self.enabled:
+                self.uninstrument()
+                self.instrument()
+
     def _on(self) -> None:
         self.tracer = OtelTracer(**self.options)
         telemetry.install(self.tracer)
@@ -195,21 +210,9 @@ mcp_hooks_integration = OpenTelemetryIntegration()
 def configure(**options: Any) -> None:
     """Set ``tracer_provider``, ``meter_provider`` (default: the global ones) and ``capture_content``
     (record tool arguments and results; off by default, as they may hold user data). Takes effect at
-    once when the integration is on."""
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"mcp_hooks_opentelemetry.configure: unknown option {', '.join(map(repr, unknown))}; "
-            f"known: {', '.join(_OPTIONS)}"
-        )
-    if "capture_content" in options and not isinstance(options["capture_content"], bool):
-        raise TypeError("mcp_hooks_opentelemetry.configure: capture_content must be True or False")
-    integration = mcp_hooks_integration
-    with integration._lock:
-        integration.options.update(options)
-        if integration.enabled:
-            integration.uninstrument()
-            integration.instrument()
+    once when the integration is on. The same as ``mcp_hooks.instrument("opentelemetry", **options)``
+    without turning it on."""
+    mcp_hooks_integration.configure(**options)
 
 
 @hookimpl
