@@ -21,8 +21,8 @@ from typing import Any
 import pluggy
 
 from ..engine import DEFAULT_DEADLINE, DEFAULT_MAX_RECONNECTS
+from ..healing.streams import server_key
 from ..sdk import MCP_MAJOR
-from .link import _redact
 from .rebuild import BREAKER_AFTER, _Options
 from .session import ResilientSession
 from .silence import _check_call_timeout
@@ -86,7 +86,7 @@ async def connect(
                 f"connect: target must be a streamable-HTTP URL or mcp.StdioServerParameters, got {target!r}"
             )
     elif not target.startswith(("http://", "https://")):
-        raise ValueError(f"connect: target URL must start with http:// or https://, got {_redact(target)!r}")
+        raise ValueError(f"connect: target URL must start with http:// or https://, got {server_key('http', target)!r}")
     if MCP_MAJOR < 2 and mode != "auto":
         raise ValueError("connect: option 'mode' needs mcp 2.x (mcp 1.x always uses the initialize handshake)")
     if keepalive is not None and (isinstance(keepalive, bool) or not keepalive > 0):

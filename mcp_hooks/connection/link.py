@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from ..classify import SessionLostMark
 from ..engine import RecoveryPolicy
@@ -45,18 +44,6 @@ def _uncancel(task: asyncio.Task[Any]) -> None:
     uncancel = getattr(task, "uncancel", None)
     if uncancel is not None:
         uncancel()
-
-
-def _redact(url: str) -> str:
-    """The URL without credentials or query (never log secrets)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<url>"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 class _Link:

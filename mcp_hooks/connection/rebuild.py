@@ -27,8 +27,9 @@ from ..engine import (
     _LeaderCancelled,
     gate_for,
 )
+from ..healing.streams import server_key
 from ..manager import decide, notify
-from .link import _Link, _redact
+from .link import _Link
 
 log = logging.getLogger("mcp_hooks.connect")
 
@@ -75,12 +76,7 @@ class _Rebuilding:
         self._target = target
         self._options = options
         self._is_http = isinstance(target, str)
-        if self._is_http:
-            self.server = _redact(target)
-        else:
-            command = getattr(target, "command", "stdio")
-            args = " ".join(str(a) for a in getattr(target, "args", []) or [])
-            self.server = f"stdio:{command} {args}".strip()
+        self.server = server_key("http" if self._is_http else "stdio", target)
         #: how many sessions were rebuilt after the first
         self.reconnects = 0
         self._generation = 0
