@@ -11,7 +11,6 @@ from .attach import AttachHandle, attach, with_mcp_recovery
 from .calls import CallTimeout, OutcomeUncertain, ToolCall
 from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_lost, session_lost_mark
 from .connection import ResilientSession, connect
-from .detect import is_session_expired
 from .engine import CircuitOpen, CredentialsRefused
 from .hookspecs import hookimpl, hookspec
 from .integration import Integration, instrument, integrations, uninstrument
@@ -20,6 +19,7 @@ from .manager import (
     McpHooksPluginManager,
     PluginOrigin,
     build_plugin_manager,
+    is_session_expired,
     plugin_manager,
     reset_plugin_manager,
 )

@@ -24,11 +24,11 @@ from typing import Any
 
 from ._bootstrap import ENV_INTEGRATIONS
 from .classify import Loss, SessionLostMark, classify, mark_session_lost
-from .connection import MCP_MAJOR, connect
-from .detect import is_session_expired
+from .connection import connect
 from .healing.sdk_patch import bypass
 from .hookspecs import DECISION_HOOKS, OBSERVER_HOOKS
-from .manager import plugin_manager
+from .manager import is_session_expired, plugin_manager
+from .sdk import HTTPX, MCP_MAJOR, MCP_VERSION
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,7 +48,7 @@ def _ms(seconds: float) -> str:
 
 
 def _error_text(error: BaseException) -> str:
-    from .connection import _unwrap
+    from .connection.owner import _unwrap
 
     error = _unwrap(error)
     code = getattr(getattr(error, "error", None), "code", None)
@@ -119,7 +119,7 @@ async def _demo(transport: str, out: list[str], report: dict[str, Any]) -> bool:
     with FaultServer(transport="stdio" if stdio else "http") as srv:
         target: Any = srv.stdio_server_parameters() if stdio else srv.url
         where = "stdio (a child process)" if stdio else f"streamable HTTP on {srv.url}"
-        version = importlib.metadata.version("mcp")
+        version = MCP_VERSION
         out.append(f"mcp-hooks demo: mcp {version}, {where}")
         report.update({"mcp": version, "transport": transport})
 
@@ -370,7 +370,7 @@ async def _sessionless_versions(client: Any, url: str, base: dict[str, str], rep
 
 
 async def _probe(url: str, headers: dict[str, str], timeout: float) -> dict[str, Any]:
-    httpx: Any = importlib.import_module("httpx2" if MCP_MAJOR >= 2 else "httpx")
+    httpx: Any = HTTPX
     report: dict[str, Any] = {"url": url}
     base = {"accept": "application/json, text/event-stream", "content-type": "application/json", **headers}
     sessionless_note = (
@@ -474,7 +474,7 @@ async def _sdk_error_for_unknown_session(
 ) -> tuple[BaseException | None, tuple[int, bytes] | None]:
     """Open a real SDK session whose session id is swapped for an unknown one after initialize, and
     return what the SDK raises for a ping, with the HTTP status and body the server answered it."""
-    from .connection import _httpx
+    _httpx: Any = HTTPX
 
     class Swap(_httpx.AsyncBaseTransport):  # type: ignore[misc]
         def __init__(self) -> None:

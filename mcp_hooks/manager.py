@@ -1,4 +1,5 @@
-"""The plugin manager: built-in plugins, entry-point plugins, blocking, and error-isolated hook calls.
+"""The plugin manager: built-in plugins, entry-point plugins, blocking, error-isolated hook calls, and
+:func:`is_session_expired` (the hooks' verdict, for code that handles errors itself).
 
 pluggy calls every implementation of a hook in one go and lets the first exception escape. Here a
 broken plugin must never change a call's result, so the engine calls implementations one at a time in
@@ -20,6 +21,8 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .calls import ToolCall
+from .classify import is_interrupted
 from .hookspecs import DECISION_HOOKS, OBSERVER_HOOKS, PROJECT_NAME
 from .plugins import BUILTIN_PLUGINS
 
@@ -30,6 +33,7 @@ __all__ = [
     "PluginOrigin",
     "build_plugin_manager",
     "decide",
+    "is_session_expired",
     "notify",
     "plugin_manager",
     "reset_plugin_manager",
@@ -250,3 +254,20 @@ def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> None:
             impl.function(*[kwargs[arg] for arg in impl.argnames])
         except Exception:
             log.exception("mcp_hooks: observer %r raised in %s; ignored", impl.plugin_name, hook_name)
+
+
+def is_session_expired(
+    error: BaseException,
+    *,
+    call: ToolCall | None = None,
+    plugin_manager_: pluggy.PluginManager | None = None,
+) -> bool:
+    """``True`` when the hooks (``should_reconnect``) say the session or its connection is gone and must
+    be rebuilt. Every spelling the built-in plugin knows counts, and so does every installed plugin.
+    Cancellation and an ``InterruptedError`` anywhere in the error graph are never session loss."""
+    if not isinstance(error, Exception) or is_interrupted(error):
+        return False
+    pm = plugin_manager_ if plugin_manager_ is not None else plugin_manager()
+    if call is None:
+        call = ToolCall(server="unknown", framework="unknown")
+    return decide(pm, "should_reconnect", call=call, error=error) is True
