@@ -12,7 +12,7 @@ from kit_helpers import MCP_MAJOR, is_error, open_session, pid_of, text_of
 
 from mcp_hooks.testing import FaultServer
 from mcp_hooks.testing.controller import COUNTER_URI, EXTRA_TOOL
-from mcp_hooks.testing.server import _lowlevel
+from mcp_hooks.testing.mcp_server import _lowlevel
 
 # mcp 2.x marks logging/setLevel and resources/subscribe deprecated as of 2026-07-28 (a UserWarning)
 pytestmark = pytest.mark.filterwarnings("ignore:.*2026-07-28")
