@@ -14,6 +14,7 @@ from typing import Any
 
 from ..classify import Loss, SessionLostMark, classify, mark_session_lost
 from ..healing.sdk_patch import bypass
+from ..healing.watch import read_body
 from ..manager import is_session_expired, plugin_manager
 from ..sdk import HTTPX, MCP_MAJOR
 from .output import EXIT_FAILED, EXIT_OK, CliError, _error_text, _line
@@ -228,12 +229,7 @@ async def _sdk_error_for_unknown_session(
                 request.headers["mcp-session-id"] = UNKNOWN_SESSION
                 response = await self.inner.handle_async_request(request)
                 if request.method == "POST" and response.status_code >= 400 and self.answer is None:
-                    body = b""
-                    async for chunk in response.stream:
-                        body += chunk
-                        if len(body) > 65536:
-                            break
-                    await response.stream.aclose()
+                    body = await read_body(response)
                     self.answer = (response.status_code, body)
                     return _httpx.Response(
                         response.status_code,

@@ -239,17 +239,23 @@ async def session_gone(response: Any, request: Any, server: str, pm: pluggy.Plug
     return _httpx.Response(404, request=request)
 
 
+async def read_body(response: Any, limit: int = 65536) -> bytes:
+    """The body of an HTTP response, read and closed (at most about ``limit`` bytes are kept)."""
+    body = b""
+    async for chunk in response.stream:
+        body += chunk
+        if len(body) > limit:
+            break
+    await response.stream.aclose()
+    return body
+
+
 async def read_400(response: Any, request: Any) -> tuple[Any, bool]:
     """A 400 to a session-bearing request, read whole: the response to hand on, and whether its body names
     the session (session loss). A JSON-RPC error answering this very request (the 2026-07-28 protocol's
     ``-32020``/``-32022``: refused before it ran) is handed on as a 200 JSON answer, so the SDK gives the
     caller that error (mcp 1.x would tear its whole transport down on the 400) and the hooks judge it."""
-    body = b""
-    async for chunk in response.stream:
-        body += chunk
-        if len(body) > 65536:
-            break
-    await response.stream.aclose()
+    body = await read_body(response)
     extensions = response.extensions
     if b"session" in body.lower():
         return _httpx.Response(
