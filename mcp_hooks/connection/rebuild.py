@@ -21,6 +21,7 @@ from ..classify import Loss, SessionLostMark, classify, mark_session_lost
 from ..engine import (
     CircuitOpen,
     CredentialsRefused,
+    RebuildGoesOn,
     RebuildTimeout,
     RecoveryPolicy,
     _Flight,
@@ -257,6 +258,9 @@ class _Rebuilding:
                 finally:
                     if failure is not None and background:
                         failure = self._breaker_error() or failure
+                    if type(failure) is RebuildTimeout and time.monotonic() < deadline_at:
+                        # only this slice ended, with the session still being opened: the rebuild goes on
+                        failure = RebuildGoesOn(f"the session to {self.server} is still being rebuilt")
                     self._end_rebuild(flight, failure)
         except BaseException as exc:
             if call is not None:

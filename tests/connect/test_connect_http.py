@@ -87,6 +87,38 @@ async def test_server_down_two_seconds_then_back(server: Any) -> None:
         assert s.reconnects == 1
 
 
+async def test_a_call_waiting_on_background_healing_outlives_its_slices(
+    server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background heal leads in slices; a slice that ends while the new session is still being opened
+    is not a failed rebuild for the calls waiting on it (found by CI: a call given up 0.8 s after its
+    server came back, while the session was being opened). Here every slice is 0.3 s and opening takes
+    0.8 s once the server is back, so a slice always ends mid-opening."""
+    from mcp_hooks.connection import owner, rebuild
+
+    monkeypatch.setattr(rebuild, "BREAKER_SLICE", 0.3)
+    original = owner._Owning._open
+
+    async def slow_open(self: Any, stack: Any, link: Any) -> None:
+        if link.generation > 1:
+            await asyncio.sleep(0.8)
+        await original(self, stack, link)
+
+    monkeypatch.setattr(owner._Owning, "_open", slow_open)
+    async with mcp_hooks.connect(server.url, **SESSIONS) as s:
+        await s.call_tool("echo", {"text": "a"})
+        server.stop(signal.SIGKILL)
+
+        async def later() -> None:
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(server.start)
+
+        back = asyncio.create_task(later())
+        assert value(await asyncio.wait_for(s.call_tool("echo", {"text": "b"}), 20)) == "b"
+        await back
+        assert s.reconnects == 1
+
+
 async def test_restart_with_down_for_in_a_thread(server: Any) -> None:
     async with mcp_hooks.connect(server.url, **SESSIONS) as s:
         await s.call_tool("echo", {"text": "a"})
