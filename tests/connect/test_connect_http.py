@@ -70,20 +70,20 @@ async def test_expire_sessions(server: Any) -> None:
         assert s.session_id != sid
 
 
+async def _start_after(server: Any, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    await asyncio.to_thread(server.start)
+
+
 async def test_server_down_two_seconds_then_back(server: Any) -> None:
     async with mcp_hooks.connect(server.url, **SESSIONS) as s:
         await s.call_tool("echo", {"text": "a"})
         server.stop(signal.SIGKILL)
-
-        async def later() -> None:
-            await asyncio.sleep(2)
-            await asyncio.to_thread(server.start)
-
-        back = asyncio.create_task(later())
+        back = asyncio.create_task(_start_after(server, 2.0))
         started = time.monotonic()
-        assert value(await s.call_tool("echo", {"text": "b"})) == "b"
+        assert value(await asyncio.wait_for(s.call_tool("echo", {"text": "b"}), 30)) == "b"
         assert time.monotonic() - started >= 1.5
-        await back
+        await asyncio.wait_for(back, 30)
         assert s.reconnects == 1
 
 
@@ -108,14 +108,9 @@ async def test_a_call_waiting_on_background_healing_outlives_its_slices(
     async with mcp_hooks.connect(server.url, **SESSIONS) as s:
         await s.call_tool("echo", {"text": "a"})
         server.stop(signal.SIGKILL)
-
-        async def later() -> None:
-            await asyncio.sleep(1.0)
-            await asyncio.to_thread(server.start)
-
-        back = asyncio.create_task(later())
+        back = asyncio.create_task(_start_after(server, 1.0))
         assert value(await asyncio.wait_for(s.call_tool("echo", {"text": "b"}), 20)) == "b"
-        await back
+        await asyncio.wait_for(back, 30)
         assert s.reconnects == 1
 
 

@@ -109,10 +109,10 @@ class FastMCPIntegration(mcp_hooks.Integration):
     min_version = "3"
     max_version = "5"
 
-    @property
-    def patches(self) -> tuple[mcp_hooks.Patch, ...]:  # type: ignore[override]
-        """The client's session task; under mcp 1.x also the SDK's SSE answer reader (:mod:`._mcp1_sse`)."""
-        return (_RUNNER_PATCH, _mcp1_sse.PATCH) if _mcp_major() == 1 else (_RUNNER_PATCH,)
+    def __init__(self) -> None:
+        super().__init__()
+        #: the client's session task; under mcp 1.x also the SDK's SSE answer reader (:mod:`._mcp1_sse`)
+        self.patches = (_RUNNER_PATCH, _mcp1_sse.PATCH) if _mcp_major() == 1 else (_RUNNER_PATCH,)
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         owner = "fastmcp.client.mixins.tools:ClientToolsMixin"
