@@ -142,8 +142,12 @@ async def test_soak_session_kills(mcp_fault_server_factory: Any) -> None:
         assert server.counter(key) == (1 if key in incr_ok else 0), (key, style)
         if sdk_delivers_each_rejection(style):
             assert key in incr_ok, (key, style)
-    # the executions log and the counters agree exactly, across every SIGKILL
-    assert server.executions("incr") == sum(server.counter(key) for key in incr_keys)
+    # the executions log and the counters agree across every SIGKILL: each counted increment was logged,
+    # and an execution logged but never counted is one the SIGKILL cut between the log line and the
+    # increment, so its call can only have been reported uncertain (and its counter left at 0)
+    counted = sum(server.counter(key) for key in incr_keys)
+    cut_short = sum(1 for key in incr_uncertain if server.counter(key) == 0)
+    assert counted <= server.executions("incr") <= counted + cut_short, (counted, cut_short)
     assert server.executions("put") >= len(put_ok)
     assert server.executions("echo") >= echo_ok + 1
     # nothing leaked: tasks, file descriptors, child processes (only the server now running)
