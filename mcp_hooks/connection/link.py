@@ -17,12 +17,12 @@ session gives the link up and the hooks decide what the calls on it do.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..classify import SessionLostMark
 from ..engine import RecoveryPolicy
-from ..healing.watch import EventSeen, event_stream, read_400, send_refusable, session_gone
+from ..healing.watch import WatchedBody, event_stream, read_400, send_refusable, session_gone
 from ..sdk import HTTPX as _httpx
 
 
@@ -80,38 +80,6 @@ class _Link:
             self.drained.set()
 
 
-class _WatchedStream(_httpx.AsyncByteStream):  # type: ignore[misc]
-    """A response body that tells the session when it breaks (or, for the GET stream, ends)."""
-
-    def __init__(self, inner: Any, owner: LinkWatcher, link: _Link, request: Any, events: bool) -> None:
-        self._inner = inner
-        self._owner = owner
-        self._link = link
-        self._request = request
-        self._standing = request.method == "GET"
-        self._events = EventSeen() if events and not self._standing else None
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        events = self._events
-        try:
-            async for chunk in self._inner:
-                if events is not None:
-                    events.feed(chunk)
-                yield chunk
-        except Exception as exc:
-            self._owner._stream_broke(self._link, exc, self._standing)
-            raise
-        if self._standing:
-            self._owner._standing_stream_ended(self._link)
-        elif events is not None:
-            lost = events.lost_answer(self._request)
-            if lost is not None:  # e.g. the handshake's answer, from a server shutting down gracefully
-                self._owner._stream_broke(self._link, lost, standing=False)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
     """Wraps the real HTTP transport of one link and reports what it sees about the session."""
 
@@ -159,8 +127,21 @@ class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
                 self._owner._session_rejected(link, status, request.method)
             return response
         if status < 300 and request.method in ("GET", "POST"):
-            response.stream = _WatchedStream(response.stream, self._owner, link, request, event_stream(response))
+            standing = request.method == "GET"
+            events = not standing and event_stream(response)
+            response.stream = WatchedBody(response.stream, request, events, self._report(link, standing))
         return response
+
+    def _report(self, link: _Link, standing: bool) -> Callable[[Exception | None], None]:
+        owner = self._owner
+
+        def report(error: Exception | None) -> None:
+            if error is not None:  # broken (or, e.g., the handshake's answer lost by a server shutting down)
+                owner._stream_broke(link, error, standing)
+            elif standing:
+                owner._standing_stream_ended(link)
+
+        return report
 
     async def aclose(self) -> None:
         await self._inner.aclose()

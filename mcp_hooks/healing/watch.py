@@ -25,7 +25,7 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
@@ -282,36 +282,55 @@ def event_stream(response: Any) -> bool:
     return str(response.headers.get("content-type", "")).startswith("text/event-stream")
 
 
-class _WatchedBody(_httpx.AsyncByteStream):  # type: ignore[misc]
-    def __init__(self, inner: Any, link: LinkEvents, request: Any, standing: bool, events: bool) -> None:
-        self._inner = inner
-        self._link = link
-        self._request = request
-        self._standing = standing
-        self._events = EventSeen() if events and not standing else None
+class WatchedBody(_httpx.AsyncByteStream):  # type: ignore[misc]
+    """A response body passed through chunk by chunk that calls ``report`` once with how it ended: the
+    error that broke it (or the answer its event stream lost), or ``None`` when it ended whole. A body
+    the SDK stops reading early (it has its answer) reports nothing.
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        events = self._events
+    An iterator object, not an async generator: the SDK stops reading a body once it has its answer, and
+    an abandoned generator is finalized by a task the event loop creates for it, one per request; this
+    leaves nothing behind. One class for the healing layer and ``connect()``'s links alike."""
+
+    __slots__ = ("_events", "_inner", "_iterator", "_report", "_request")
+
+    def __init__(self, inner: Any, request: Any, events: bool, report: Callable[[Exception | None], None]) -> None:
+        self._inner = inner
+        self._request = request
+        self._events = EventSeen() if events else None
+        self._report = report
+        self._iterator: Any = None
+
+    def __aiter__(self) -> WatchedBody:
+        self._iterator = self._inner.__aiter__()
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
-            async for chunk in self._inner:
-                if events is not None:
-                    events.feed(chunk)
-                yield chunk
-        except Exception as exc:
-            if self._standing:
-                self._link.standing_stream_ended()
-            else:
-                self._link.request_lost(_request_id(self._request), exc, refused=False)
+            chunk: bytes = await self._iterator.__anext__()
+        except StopAsyncIteration:
+            events = self._events
+            self._report(None if events is None else events.lost_answer(self._request))
             raise
-        if self._standing:
-            self._link.standing_stream_ended()
-        elif events is not None:
-            lost = events.lost_answer(self._request)
-            if lost is not None:
-                self._link.request_lost(_request_id(self._request), lost, refused=False)
+        except Exception as exc:
+            self._report(exc)
+            raise
+        if self._events is not None:
+            self._events.feed(chunk)
+        return chunk
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _healing_report(link: LinkEvents, request: Any, standing: bool) -> Callable[[Exception | None], None]:
+    if standing:
+        return lambda error: link.standing_stream_ended()
+
+    def report(error: Exception | None) -> None:
+        if error is not None:
+            link.request_lost(_request_id(request), error, refused=False)
+
+    return report
 
 
 class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
@@ -354,7 +373,8 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             return response
         if status < 300 and request.method in ("GET", "POST"):
             standing = request.method == "GET"
-            response.stream = _WatchedBody(response.stream, link, request, standing, event_stream(response))
+            events = not standing and event_stream(response)
+            response.stream = WatchedBody(response.stream, request, events, _healing_report(link, request, standing))
         return response
 
     async def aclose(self) -> None:
