@@ -20,6 +20,7 @@ Nothing is parsed on the happy path; the request body is read only when somethin
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import email.utils
 import json
@@ -289,7 +290,8 @@ class WatchedBody(_httpx.AsyncByteStream):  # type: ignore[misc]
 
     An iterator object, not an async generator: the SDK stops reading a body once it has its answer, and
     an abandoned generator is finalized by a task the event loop creates for it, one per request; this
-    leaves nothing behind. One class for the healing layer and ``connect()``'s links alike."""
+    one leaves nothing behind, and closes the inner body's generator when the body is closed. One class
+    for the healing layer and ``connect()``'s links alike."""
 
     __slots__ = ("_events", "_inner", "_iterator", "_report", "_request")
 
@@ -319,6 +321,11 @@ class WatchedBody(_httpx.AsyncByteStream):  # type: ignore[misc]
         return chunk
 
     async def aclose(self) -> None:
+        iterator, self._iterator = self._iterator, None
+        close = getattr(iterator, "aclose", None)
+        if close is not None:  # the inner body's generator, closed here rather than by a task of its own
+            with contextlib.suppress(RuntimeError):  # still running in a reader: the body's close ends it
+                await close()
         await self._inner.aclose()
 
 
