@@ -27,7 +27,7 @@ from ..integration import Integration
 from ..sdk import MCP_MAJOR
 from . import sdk_session
 from .streams import healed_streams, server_key
-from .watch import watch_client
+from .watch import drop_idle_connections, watch_client
 
 __all__ = ["SdkIntegration", "bypass"]
 
@@ -97,9 +97,15 @@ async def _healed_http(original: Callable[..., Any], target: Any, args: tuple[An
             client = await stack.enter_async_context(_http_client_factory())
             kwargs = {**kwargs, "http_client": client}
         watch_client(client)
+        opened = [0]
 
-        def open_transport() -> Any:
-            return original(*args, **kwargs)
+        @contextlib.asynccontextmanager
+        async def open_transport() -> Any:
+            if opened[0]:
+                await drop_idle_connections(client)
+            opened[0] += 1
+            async with original(*args, **kwargs) as streams:
+                yield streams
 
         async with healed_streams(
             open_transport,

@@ -408,6 +408,25 @@ def watch_client(client: Any) -> bool:
     return True
 
 
+async def drop_idle_connections(client: Any) -> None:
+    """Close the kept-alive connections ``client`` is not using, before a rebuilt session's first request.
+
+    A new session's ``initialize`` sent on a connection kept alive from the session before was answered
+    about 40 ms late, against 2 ms on a new connection (mcp 1.30 and 2.3, the SDK alone sharing one
+    client too); a new client would cost its TLS context instead (about 18 ms). Best effort: a client
+    whose pool cannot be reached is left as it is."""
+    transports = [getattr(client, "_transport", None), *(getattr(client, "_mounts", None) or {}).values()]
+    for transport in transports:
+        inner = transport._inner if isinstance(transport, WatchingTransport) else transport
+        pool = getattr(inner, "_pool", None)
+        for connection in list(getattr(pool, "connections", None) or ()):
+            try:
+                if connection.is_idle():
+                    await connection.aclose()
+            except Exception:  # a connection's own trouble: it is not ours to report
+                log.debug("mcp_hooks: could not close an idle connection", exc_info=True)
+
+
 class _FinalAnswer:
     """The client's ``send`` (above its auth, below the SDK): a 401 or 403 to a new session's handshake is
     an auth failure only once the client's ``httpx.Auth`` (an OAuth provider, a refreshing token) has had
