@@ -39,27 +39,61 @@ _handles: dict[str, AttachHandle] = {}
 _lock = threading.RLock()
 
 
+#: What a call was, from its arguments and owner (a :class:`~mcp_hooks.options.CallDescriber`'s).
+Describe = Callable[[tuple[Any, ...], dict[str, Any], Any], ToolCall]
+
+
 async def _recovered_async(
-    policy: RecoveryPolicy, call: Callable[[], Awaitable[Any]], describe: Callable[[], ToolCall]
+    policy: RecoveryPolicy,
+    target: Callable[..., Awaitable[Any]],
+    args: Any,
+    kwargs: Any,
+    describe: Describe,
+    owner: Any,
 ) -> Any:
-    """``call()``, and on an error the engine's recovery of it (``describe()`` says what the call was)."""
-    with telemetry.one_call():
-        started = _monotonic()
-        try:
-            return await call()
-        except Exception as exc:
-            error = exc
-        return await recover_async(policy, call, describe(), error, started)
+    """``target(*args, **kwargs)``, and on an error the engine's recovery of it (``describe`` says what
+    the call was), every attempt in one tracer scope when a tracer is installed. The happy path makes no
+    closure and enters no context: the replay and the description are built on error."""
+    if telemetry.installed() is not None:
+        with telemetry.one_call():
+            return await _run_async(policy, target, args, kwargs, describe, owner)
+    return await _run_async(policy, target, args, kwargs, describe, owner)
 
 
-def _recovered_sync(policy: RecoveryPolicy, call: Callable[[], Any], describe: Callable[[], ToolCall]) -> Any:
-    with telemetry.one_call():
-        started = _monotonic()
-        try:
-            return call()
-        except Exception as exc:
-            error = exc
-        return recover_sync(policy, call, describe(), error, started)
+async def _run_async(
+    policy: RecoveryPolicy,
+    target: Callable[..., Awaitable[Any]],
+    args: Any,
+    kwargs: Any,
+    describe: Describe,
+    owner: Any,
+) -> Any:
+    started = _monotonic()
+    try:
+        return await target(*args, **kwargs)
+    except Exception as exc:
+        error = exc
+    return await recover_async(policy, lambda: target(*args, **kwargs), describe(args, kwargs, owner), error, started)
+
+
+def _recovered_sync(
+    policy: RecoveryPolicy, target: Callable[..., Any], args: Any, kwargs: Any, describe: Describe, owner: Any
+) -> Any:
+    if telemetry.installed() is not None:
+        with telemetry.one_call():
+            return _run_sync(policy, target, args, kwargs, describe, owner)
+    return _run_sync(policy, target, args, kwargs, describe, owner)
+
+
+def _run_sync(
+    policy: RecoveryPolicy, target: Callable[..., Any], args: Any, kwargs: Any, describe: Describe, owner: Any
+) -> Any:
+    started = _monotonic()
+    try:
+        return target(*args, **kwargs)
+    except Exception as exc:
+        error = exc
+    return recover_sync(policy, lambda: target(*args, **kwargs), describe(args, kwargs, owner), error, started)
 
 
 @overload
@@ -106,15 +140,13 @@ def with_mcp_recovery(func: Any = None, /, **options: Any) -> Any:
 
             @functools.wraps(target)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await _recovered_async(
-                    policy, lambda: target(*args, **kwargs), lambda: describe(args, kwargs, bound_owner)
-                )
+                return await _recovered_async(policy, target, args, kwargs, describe, bound_owner)
 
             return async_wrapper
 
         @functools.wraps(target)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return _recovered_sync(policy, lambda: target(*args, **kwargs), lambda: describe(args, kwargs, bound_owner))
+            return _recovered_sync(policy, target, args, kwargs, describe, bound_owner)
 
         return sync_wrapper
 
@@ -197,16 +229,14 @@ def _make_wrapper(handle: AttachHandle, function: Any, policy: Any, describer: C
         async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if handle.status != "attached":
                 return await wrapped(*args, **kwargs)
-            return await _recovered_async(
-                policy, lambda: wrapped(*args, **kwargs), lambda: describe(args, kwargs, instance)
-            )
+            return await _recovered_async(policy, wrapped, args, kwargs, describe, instance)
 
         return async_wrapper
 
     def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if handle.status != "attached":
             return wrapped(*args, **kwargs)
-        return _recovered_sync(policy, lambda: wrapped(*args, **kwargs), lambda: describe(args, kwargs, instance))
+        return _recovered_sync(policy, wrapped, args, kwargs, describe, instance)
 
     return sync_wrapper
 
