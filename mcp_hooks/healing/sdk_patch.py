@@ -97,13 +97,14 @@ async def _healed_http(original: Callable[..., Any], target: Any, args: tuple[An
             client = await stack.enter_async_context(_http_client_factory())
             kwargs = {**kwargs, "http_client": client}
         watch_client(client)
-        opened = [0]
+        first = True
 
         @contextlib.asynccontextmanager
         async def open_transport() -> Any:
-            if opened[0]:
+            nonlocal first
+            if not first:  # a rebuild: its handshake on a new connection, not on one the lost session kept
                 await drop_idle_connections(client)
-            opened[0] += 1
+            first = False
             async with original(*args, **kwargs) as streams:
                 yield streams
 
