@@ -356,14 +356,22 @@ async def recovery(suite: Suite, srv: FaultServer) -> None:
 
 
 async def healing(suite: Suite, srv: FaultServer) -> None:
+    """A call 1 s after a restart, healed in the background, against a warm call after the same pause.
+
+    A call after a second of silence is slower than one straight after another, on a warm session and
+    for the raw SDK alike (measured: 6.2 against 2.5 ms under mcp 2.3, the raw SDK's own), so the warm
+    call the healed one is compared with is made after a 1 s pause too; the back-to-back figure is noted."""
     rounds = 3 if suite.quick else 9
+    back_to_back: list[float] = []
     warm: list[float] = []
     healed: list[float] = []
     heal_s: list[float] = []
     async with mcp_hooks.connect(srv.url, **SESSIONS) as session:
         answered_text(await session.call_tool(*ECHO))
         for _ in range(rounds):
-            warm.append(median([await timed(session.call_tool(*ECHO)) for _ in range(5)]))
+            back_to_back.append(median([await timed(session.call_tool(*ECHO)) for _ in range(5)]))
+            await asyncio.sleep(1.0)
+            warm.append(await timed(session.call_tool(*ECHO)))
             before = session.reconnects
             await asyncio.to_thread(srv.restart)
             restarted = time.perf_counter()
@@ -386,7 +394,7 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
         Figure(
             "healing.call",
             "Proactive healing",
-            "call 1 s after a restart (healed in the background) vs a warm call",
+            "call 1 s after a restart (healed in the background) vs a warm call after the same pause",
             median(healed) * 1e3,
             median(warm) * 1e3,
             "ms",
@@ -395,7 +403,8 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
             r <= 1.5,
             note=f"median of {rounds} restarts; the call is made 1 s after the restart or once healed "
             f"(median {median(heal_s):.2f} s after it); the new server process first served one untimed "
-            "raw-SDK call (its own first-call warm-up is not the client's)",
+            "raw-SDK call (its own first-call warm-up is not the client's); the warm call is made 1 s after "
+            f"the one before it; back to back, a warm call takes {fmt_ms(median(back_to_back))}",
         )
     )
 
@@ -404,13 +413,16 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
 
 
 async def storm(suite: Suite, srv: FaultServer) -> None:
+    """N calls at once across one restart, against the same N calls on a warm raw SDK session plus one
+    brand-new connect (the target of the healing layer's storm, ``sdk_healing.storm``, for connect() too)."""
     sizes = (1, 10, 100) if suite.quick else (1, 10, 100, 1000)
-    results: dict[int, tuple[float, float, int, int, str, int]] = {}
+    results: dict[int, tuple[float, float, float, int, int, str, int]] = {}
     for n in sizes:
         # N = 1000 is one round: under mcp 1.x its calls alone take ~20 s (the SDK's own throughput)
         rounds = 1 if suite.quick or n >= 1000 else 3
         storm_s: list[float] = []
         raw_s: list[float] = []
+        fresh_s: list[float] = []
         reconnects: list[int] = []
         answered = n
         first_failure = ""
@@ -430,21 +442,19 @@ async def storm(suite: Suite, srv: FaultServer) -> None:
                     answered = min(answered, n - len(failed))
                     first_failure = first_failure or f"{type(failed[0]).__name__}: {failed[0]}"
                 reconnects.append(session.reconnects - before)
-                # The baseline: the same N calls at once on a warm raw SDK session to the same server process.
+                # The baseline: a brand-new connect, and the same N calls at once on a warm raw SDK session
+                # to the same server process.
+                fresh_s.append(await fresh_call(srv.url))
                 async with raw_http_session(srv.url) as raw:
                     answered_text(await raw.call_tool(*ECHO))
                     raw_s.append(await timed(asyncio.gather(*(raw.call_tool(*ECHO) for _ in range(n)))))
-        results[n] = (median(storm_s), median(raw_s), max(reconnects), answered, first_failure, rounds)
+        results[n] = (median(storm_s), median(raw_s), median(fresh_s), max(reconnects), answered, first_failure, rounds)
     one = results[1][0]
-    for n, (storm_time, raw_time, most, ok, failure, rounds) in results.items():
-        r = ratio(storm_time, one)
-        note = f"{f'median of {rounds} rounds; ' if rounds > 1 else ''}the same N calls at once on a warm raw SDK "
-        note += f"session take {fmt_ms(raw_time)}"
-        if r > 2.0:
-            beyond = storm_time - raw_time
-            note += ": the SDK's and server's throughput set this time" + (
-                f" ({fmt_ms(beyond)} beyond it)" if beyond > 0 else " (the storm took no longer)"
-            )
+    for n, (storm_time, raw_time, fresh_time, most, ok, failure, rounds) in results.items():
+        budget = raw_time + fresh_time
+        note = f"{f'median of {rounds} rounds; ' if rounds > 1 else ''}{fmt_ratio(ratio(storm_time, one))} the N = 1 "
+        note += f"figure; the same N calls at once on a warm raw SDK session take {fmt_ms(raw_time)}, a brand-new "
+        note += f"connect + initialize + call {fmt_ms(fresh_time)}"
         if ok < n:
             note += f"; {n - ok} call(s) failed in the worst round: {failure[:160]}"
         suite.add(
@@ -453,11 +463,12 @@ async def storm(suite: Suite, srv: FaultServer) -> None:
                 "Reconnect storm",
                 f"N = {n} concurrent calls across one restart",
                 storm_time * 1e3,
-                one * 1e3,
+                budget * 1e3,
                 "ms",
-                f"{most} reconnect(s), {ok}/{n} answered in {fmt_ms(storm_time)} ({fmt_ratio(r)} the N = 1 figure)",
-                "1 reconnect, <= 2x N = 1",
-                most == 1 and ok == n and r <= 2.0,
+                f"{most} reconnect(s), {ok}/{n} answered in {fmt_ms(storm_time)} (warm N calls + a fresh connect: "
+                f"{fmt_ms(budget)})",
+                "1 reconnect, <= warm N + fresh connect (+10%)",
+                most == 1 and ok == n and storm_time <= budget * 1.1,
                 note=note,
             )
         )

@@ -81,7 +81,7 @@ class _Link:
 
 
 class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
-    """Wraps the real HTTP transport of one link and reports what it sees about the session."""
+    """One link's view of the session's HTTP connection pool: it reports what it sees about the session."""
 
     def __init__(self, inner: Any, owner: LinkWatcher, link: _Link) -> None:
         self._inner = inner
@@ -144,4 +144,4 @@ class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
         return report
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        """Nothing to close: the pool beneath is the session's, shared by its links, closed with it."""

@@ -23,6 +23,7 @@ from .. import redact, telemetry
 from ..classify import Loss, SessionLostMark
 from ..engine import CredentialsRefused
 from ..healing.sdk_patch import bypass
+from ..healing.watch import close_idle
 from ..sdk import HTTPX as _httpx
 from ..sdk import MCP_MAJOR
 from .link import _Link, _uncancel, _WatchingTransport
@@ -142,6 +143,11 @@ class _Owning(_Rebuilding):
     async def _open(self, stack: contextlib.AsyncExitStack, link: _Link) -> None:
         opts = self._options
         if self._is_http:
+            pool = self._pool
+            if pool is None:  # one pool for every link: its TLS context is made once (about 18 ms each)
+                pool = self._pool = _httpx.AsyncHTTPTransport()
+            else:  # a rebuild: its handshake on a new connection, not on one the lost session kept
+                await close_idle(pool)
             http = _httpx.AsyncClient(
                 headers=dict(opts.headers or {}),
                 auth=opts.auth,
@@ -151,7 +157,7 @@ class _Owning(_Rebuilding):
                 timeout=_httpx.Timeout(
                     opts.timeout, read=opts.sse_read_timeout, pool=max(opts.timeout, opts.sse_read_timeout)
                 ),
-                transport=_WatchingTransport(_httpx.AsyncHTTPTransport(), self, link),
+                transport=_WatchingTransport(pool, self, link),
             )
             await stack.enter_async_context(http)
             from mcp.client.streamable_http import streamable_http_client
@@ -214,6 +220,12 @@ class _Owning(_Rebuilding):
             exc = owner.exception()
             if exc is not None:
                 log.debug("mcp_hooks: owner task of %s ended with %r", self.server, exc)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.aclose(), 5.0)
+            except Exception as exc:  # closing what is left: nothing to report to a caller
+                log.debug("mcp_hooks: closing the HTTP connections to %s failed: %r", self.server, exc)
 
 
 async def _tool_annotations(list_page: Callable[..., Awaitable[Any]]) -> dict[str, Any]:

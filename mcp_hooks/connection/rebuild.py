@@ -90,6 +90,8 @@ class _Rebuilding:
         #: (monotonic, wall-clock) time since when no session could be opened (None: one is open).
         self._unreachable_since: tuple[float, float] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
+        #: the HTTP connection pool every link's client sends through (made at the first open)
+        self._pool: Any = None
         self._deadline = deadline
         # The engine's single-flight gate of this session: the rebuilds the connection leads itself hold it
         # too, so a call failing meanwhile waits for them instead of leading (and announcing) its own.

@@ -417,14 +417,18 @@ async def drop_idle_connections(client: Any) -> None:
     whose pool cannot be reached is left as it is."""
     transports = [getattr(client, "_transport", None), *(getattr(client, "_mounts", None) or {}).values()]
     for transport in transports:
-        inner = transport._inner if isinstance(transport, WatchingTransport) else transport
-        pool = getattr(inner, "_pool", None)
-        for connection in list(getattr(pool, "connections", None) or ()):
-            try:
-                if connection.is_idle():
-                    await connection.aclose()
-            except Exception:  # a connection's own trouble: it is not ours to report
-                log.debug("mcp_hooks: could not close an idle connection", exc_info=True)
+        await close_idle(transport._inner if isinstance(transport, WatchingTransport) else transport)
+
+
+async def close_idle(transport: Any) -> None:
+    """Close the idle connections of one HTTP transport's pool (see :func:`drop_idle_connections`)."""
+    pool = getattr(transport, "_pool", None)
+    for connection in list(getattr(pool, "connections", None) or ()):
+        try:
+            if connection.is_idle():
+                await connection.aclose()
+        except Exception:  # a connection's own trouble: it is not ours to report
+            log.debug("mcp_hooks: could not close an idle connection", exc_info=True)
 
 
 class _FinalAnswer:
