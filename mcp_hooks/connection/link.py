@@ -1,7 +1,9 @@
-"""One generation of a ``connect()`` session (:class:`_Link`): its transport, its SDK session, and what
-the HTTP watcher (:class:`_WatchingTransport`) saw of it.
+"""One generation of a ``connect()`` session (:class:`_Link`): its SDK session, and what the HTTP layer saw
+of it.
 
-Every request of a link goes through the watcher, which sees
+Every HTTP request of a ``connect()`` session goes through the healing layer's watcher
+(:class:`~mcp_hooks.healing.watch.WatchingTransport`), on an HTTP client made for one link over the
+session's one connection pool, and the watcher tells that link what it saw:
 
 - a 404 or 410 to a request that carried ``Mcp-Session-Id`` (or a 400 whose body names the session):
   the server forgot the session; errors of calls on that link are marked :data:`Loss.REJECTED`
@@ -10,33 +12,31 @@ Every request of a link goes through the watcher, which sees
   link is rebuilt in the background; calls still waiting on it are given a moment to receive their
   answers and are then settled as lost in flight, instead of hanging (mcp 1.x never fails them).
 
-What it sees it reports to a :class:`LinkWatcher` (the session), which decides nothing here either: the
-session gives the link up and the hooks decide what the calls on it do.
+The link passes what it hears to a :class:`LinkWatcher` (the session), which decides nothing here either:
+the session gives the link up and the hooks decide what the calls on it do.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..classify import SessionLostMark
+import pluggy
+
+from ..classify import Loss, SessionLostMark, classify
 from ..engine import RecoveryPolicy
-from ..healing.watch import WatchedBody, event_stream, read_400, send_refusable, session_gone
-from ..sdk import HTTPX as _httpx
 
 
 class LinkWatcher(Protocol):
-    """What the watcher of a link reports to (the session that owns the link)."""
+    """What a link reports to (the session that owns it)."""
 
     server: str
     _deadline: float
     _tool_policy: RecoveryPolicy
 
-    def _session_rejected(self, link: _Link, status: int, method: str) -> None: ...
-    def _stream_broke(self, link: _Link, error: Exception, standing: bool) -> None: ...
+    def _session_rejected(self, link: _Link, status: int) -> None: ...
+    def _answer_lost(self, link: _Link, loss: Loss, cause: str) -> None: ...
     def _standing_stream_ended(self, link: _Link) -> None: ...
-    def _request_failed(self, link: _Link, request: Any, error: Exception, with_session: bool) -> None: ...
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:
@@ -49,11 +49,12 @@ def _uncancel(task: asyncio.Task[Any]) -> None:
 class _Link:
     """One generation: a transport, its SDK session, and what the watcher saw of it."""
 
-    def __init__(self, generation: int) -> None:
+    def __init__(self, owner: LinkWatcher, generation: int) -> None:
+        self.owner = owner
         self.generation = generation
         self.api: Any = None
         self.sdk_session: Any = None  # the SDK's ClientSession (under mcp 2.x, inside api)
-        self.session_id: str | None = None
+        self.session_id_seen: str | None = None  # the Mcp-Session-Id the server issued
         self.stop = asyncio.Event()
         self.usable = False
         self.trouble: SessionLostMark | None = None  # why it is being given up
@@ -79,69 +80,41 @@ class _Link:
         if not self.callers:
             self.drained.set()
 
+    # --- what the HTTP layer tells (healing.watch.LinkEvents) ------------------------------------------------
 
-class _WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
-    """One link's view of the session's HTTP connection pool: it reports what it sees about the session."""
+    @property
+    def gone(self) -> bool:
+        return self.trouble is not None
 
-    def __init__(self, inner: Any, owner: LinkWatcher, link: _Link) -> None:
-        self._inner = inner
-        self._owner = owner
-        self._link = link
+    @property
+    def server(self) -> str:
+        return self.owner.server
 
-    async def handle_async_request(self, request: Any) -> Any:
-        link = self._link
-        sent_session = request.headers.get("mcp-session-id")
-        if request.method == "DELETE" and link.trouble is not None:
-            # The session is already gone: closing it would only earn a 404 and a warning.
-            return _httpx.Response(204, request=request)
-        try:
-            owner = self._owner
-            response = await send_refusable(
-                self._inner.handle_async_request,
-                request,
-                owner.server,
-                owner._tool_policy.manager(),
-                deadline=owner._deadline,
-            )
-        except Exception as exc:
-            self._owner._request_failed(link, request, exc, sent_session is not None)
-            raise
-        status = response.status_code
-        if sent_session is None:
-            issued = response.headers.get("mcp-session-id")
-            if issued:
-                link.session_id = issued
-            if status in (401, 403) and request.method == "POST":
-                link.refused_credentials = status  # a new session's handshake: the credentials are refused
-        elif status in (404, 410, 401) or status == 400:
-            if status == 401:  # taken as the session dropped (a gateway's GC): the SDK is shown a 404
-                gone = await session_gone(response, request, owner.server, owner._tool_policy.manager())
-                if gone is None:  # a plugin said it is not: the SDK and its auth see the 401
-                    return response
-                response = gone
-            if status == 400:
-                response, named = await read_400(response, request)
-            else:
-                named = True
-            if named:
-                self._owner._session_rejected(link, status, request.method)
-            return response
-        if status < 300 and request.method in ("GET", "POST"):
-            standing = request.method == "GET"
-            events = not standing and event_stream(response)
-            response.stream = WatchedBody(response.stream, request, events, self._report(link, standing))
-        return response
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        return self.owner._tool_policy.manager()
 
-    def _report(self, link: _Link, standing: bool) -> Callable[[Exception | None], None]:
-        owner = self._owner
+    @property
+    def deadline(self) -> float | None:
+        return self.owner._deadline
 
-        def report(error: Exception | None) -> None:
-            if error is not None:  # broken (or, e.g., the handshake's answer lost by a server shutting down)
-                owner._stream_broke(link, error, standing)
-            elif standing:
-                owner._standing_stream_ended(link)
+    def session_rejected(self, request_id: Any, status: int) -> None:
+        if self.rejected_status is None:
+            self.rejected_status = status
+        self.owner._session_rejected(self, status)
 
-        return report
+    def request_lost(self, request_id: Any, error: BaseException, *, refused: bool) -> None:
+        if refused and self.session_id_seen is None:
+            return  # no session yet (its handshake could not be sent): the opening fails by itself
+        loss = Loss.REJECTED if refused else classify(error).loss
+        if loss is Loss.NONE:
+            loss = Loss.IN_FLIGHT
+        if loss is Loss.IN_FLIGHT:
+            self.lost_in_flight = True
+        self.owner._answer_lost(self, loss, f"{type(error).__name__}: {error!r}"[:200])
 
-    async def aclose(self) -> None:
-        """Nothing to close: the pool beneath is the session's, shared by its links, closed with it."""
+    def standing_stream_ended(self) -> None:
+        self.owner._standing_stream_ended(self)
+
+    def credentials_refused(self, status: int) -> None:
+        self.refused_credentials = status  # a new session's handshake: opening it fails as CredentialsRefused

@@ -23,10 +23,10 @@ from .. import redact, telemetry
 from ..classify import Loss, SessionLostMark
 from ..engine import CredentialsRefused
 from ..healing.sdk_patch import bypass
-from ..healing.watch import close_idle
+from ..healing.watch import close_idle, watch_client
 from ..sdk import HTTPX as _httpx
 from ..sdk import MCP_MAJOR
-from .link import _Link, _uncancel, _WatchingTransport
+from .link import _Link, _uncancel
 from .rebuild import DRAIN_GRACE, _Rebuilding
 
 log = logging.getLogger("mcp_hooks.connect")
@@ -46,7 +46,7 @@ class _Owning(_Rebuilding):
                 break
             build = self._build
             previous = self._link
-            link = _Link(self._generation + 1)
+            link = _Link(self, self._generation + 1)
             published = False
             try:
                 async with contextlib.AsyncExitStack() as stack:
@@ -157,8 +157,10 @@ class _Owning(_Rebuilding):
                 timeout=_httpx.Timeout(
                     opts.timeout, read=opts.sse_read_timeout, pool=max(opts.timeout, opts.sse_read_timeout)
                 ),
-                transport=_WatchingTransport(pool, self, link),
+                transport=pool,
             )
+            # Every request of this client is the link's (the SDK sends some from the caller's task).
+            watch_client(http, link, owns_transport=False)
             await stack.enter_async_context(http)
             from mcp.client.streamable_http import streamable_http_client
 

@@ -17,7 +17,7 @@ from typing import Any
 import pluggy
 
 from ..calls import ToolCall
-from ..classify import Loss, SessionLostMark, classify, mark_session_lost
+from ..classify import Loss, SessionLostMark, mark_session_lost
 from ..engine import (
     CircuitOpen,
     CredentialsRefused,
@@ -316,27 +316,16 @@ class _Rebuilding:
         log.debug("mcp_hooks: session to %s lost (%s); rebuilding it", self.server, mark.detail or mark.loss.value)
         return call
 
-    # --- what the watcher reports (called from the owner task's transport) ---------------------------------
+    # --- what the HTTP layer reports about a link (from the tasks of its SDK transport) ------------------------
 
-    def _session_rejected(self, link: _Link, status: int, method: str) -> None:
-        if link.rejected_status is None:
-            link.rejected_status = status
-            log.debug("mcp_hooks: %s answered HTTP %d to a %s with our session id", self.server, status, method)
+    def _session_rejected(self, link: _Link, status: int) -> None:
+        if link.trouble is None:
+            log.debug("mcp_hooks: %s answered HTTP %d to a request with our session id", self.server, status)
         self._give_up_link(link, SessionLostMark(Loss.REJECTED, status=status, detail=f"HTTP {status}"))
 
-    def _stream_broke(self, link: _Link, error: Exception, standing: bool) -> None:
-        if not standing:
-            link.lost_in_flight = True
-        self._give_up_link(link, SessionLostMark(Loss.IN_FLIGHT, detail=f"response stream broke: {error!r}"))
+    def _answer_lost(self, link: _Link, loss: Loss, cause: str) -> None:
+        self._give_up_link(link, SessionLostMark(loss, detail=cause))
 
     def _standing_stream_ended(self, link: _Link) -> None:
         if link.usable and not self._closing:
             self._give_up_link(link, SessionLostMark(Loss.IN_FLIGHT, detail="the server closed the GET stream"))
-
-    def _request_failed(self, link: _Link, request: Any, error: Exception, with_session: bool) -> None:
-        if not with_session:
-            return
-        loss = classify(error).loss
-        if loss is Loss.IN_FLIGHT and request.method == "POST":
-            link.lost_in_flight = True
-        self._give_up_link(link, SessionLostMark(loss, detail=type(error).__name__))

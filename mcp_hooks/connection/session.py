@@ -66,7 +66,7 @@ class ResilientSession(_Owning):
     def session_id(self) -> str | None:
         """The current ``Mcp-Session-Id`` (``None`` for stdio and session-less protocols)."""
         link = self._link
-        return link.session_id if link is not None else None
+        return link.session_id_seen if link is not None else None
 
     @property
     def session(self) -> Any:
@@ -213,7 +213,7 @@ class ResilientSession(_Owning):
                 silence.session = link.api
         link.callers.add(task)
         link.drained.clear()
-        telemetry.note(telemetry.scope(), self.server, link.session_id)
+        telemetry.note(telemetry.scope(), self.server, link.session_id_seen)
         try:
             if method == "call_tool":
                 return await self._call_tool_flow(link, args, kwargs)
@@ -347,7 +347,7 @@ class ResilientSession(_Owning):
         while not self._closing:
             await asyncio.sleep(interval)
             link = self._link
-            if link is None or not link.usable or link.session_id is None:
+            if link is None or not link.usable or link.session_id_seen is None:
                 # No session (the session-less 2026-07-28 protocol, which also removed ping; a stateless
                 # server; stdio): nothing expires while idle, nothing to keep alive.
                 continue

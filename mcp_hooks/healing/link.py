@@ -70,6 +70,7 @@ class _Link:
         self.change = anyio.Event()
         self.watched = False
         self.refused_credentials: int | None = None  # 401/403 to the handshake on this link
+        self.deadline: float | None = None  # a request's own: unknown here (the relay bounds its rebuilds)
 
     @property
     def server(self) -> str:

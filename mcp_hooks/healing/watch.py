@@ -1,8 +1,9 @@
 """What the HTTP layer sees of a healed session: the structural signs of session loss.
 
 :class:`WatchingTransport` wraps the transport of the HTTP client the SDK is handed. It reports to the
-link (generation) whose SDK transport sent the request, found through a context variable the relay
-sets before it opens that transport (every task the SDK transport spawns inherits it):
+link (generation) whose SDK transport sent the request: the one link its client was made for
+(``connect()`` makes a client per link), or the link a context variable names, which the relay sets
+before it opens that transport (every task the SDK transport spawns inherits it):
 
 - a 404 or 410 to a request that carried ``Mcp-Session-Id`` (or a 400 whose body names the session):
   the server forgot the session, the request did not run;
@@ -49,13 +50,19 @@ _httpx: Any = HTTPX
 
 
 class LinkEvents(Protocol):
-    """What a link is told by the HTTP layer."""
+    """What a link is told by the HTTP layer (a generation of the healing relay's, or of ``connect()``'s)."""
 
-    gone: bool
     session_id_seen: str | None
 
     @property
+    def gone(self) -> bool: ...
+
+    @property
     def server(self) -> str: ...
+
+    @property
+    def deadline(self) -> float | None:
+        """Seconds a request may take, refusals sent again included (``None``: unknown)."""
 
     @property
     def pm(self) -> pluggy.PluginManager: ...
@@ -341,20 +348,26 @@ def _healing_report(link: LinkEvents, request: Any, standing: bool) -> Callable[
 
 
 class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
-    """Passes every request through; tells the current link what it saw."""
+    """Passes every request through; tells the link it belongs to what it saw: ``link`` when given (a
+    client made for one link, as ``connect()`` makes), else the current link (:data:`current_link`).
+    ``owns_inner``: closing it closes the transport beneath (not when that pool is shared by links)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, link: LinkEvents | None = None, *, owns_inner: bool = True) -> None:
         self._inner = inner
+        self._link = link
+        self._owns_inner = owns_inner
 
     async def handle_async_request(self, request: Any) -> Any:
-        link = current_link.get()
+        link = self._link if self._link is not None else current_link.get()
         if link is None:
             return await self._inner.handle_async_request(request)
         if request.method == "DELETE" and link.gone:
             # The session is already gone: closing it would only earn a 404 and a warning.
             return _httpx.Response(204, request=request)
         try:
-            response = await send_refusable(self._inner.handle_async_request, request, link.server, link.pm)
+            response = await send_refusable(
+                self._inner.handle_async_request, request, link.server, link.pm, deadline=link.deadline
+            )
         except Exception as exc:
             if request.method == "POST":
                 link.request_lost(_request_id(request), exc, refused=_refused(exc))
@@ -385,26 +398,30 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
         return response
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        if self._owns_inner:
+            await self._inner.aclose()
 
 
-def watch_client(client: Any) -> bool:
+def watch_client(client: Any, link: LinkEvents | None = None, *, owns_transport: bool = True) -> bool:
     """Wrap ``client``'s transports in place (idempotent); ``False`` when this httpx has no such attribute.
 
     The wrapper is a pass-through for requests made outside a healed session, so it is never removed.
+    ``link``: the one link every request of this client belongs to (else the current link, request by
+    request); ``owns_transport=False``: the client's transport is a pool shared with other clients, left
+    open when this client closes.
     """
     transport = getattr(client, "_transport", None)
     mounts = getattr(client, "_mounts", None)
     if transport is None:
         return False
     if not isinstance(transport, WatchingTransport):
-        client._transport = WatchingTransport(transport)
+        client._transport = WatchingTransport(transport, link, owns_inner=owns_transport)
     if isinstance(mounts, dict):
         for pattern, mounted in list(mounts.items()):
             if mounted is not None and not isinstance(mounted, WatchingTransport):
-                mounts[pattern] = WatchingTransport(mounted)
+                mounts[pattern] = WatchingTransport(mounted, link)
     if "send" not in vars(client):
-        client.send = _FinalAnswer(client.send)
+        client.send = _FinalAnswer(client.send, link)
     return True
 
 
@@ -436,14 +453,15 @@ class _FinalAnswer:
     an auth failure only once the client's ``httpx.Auth`` (an OAuth provider, a refreshing token) has had
     its turn, so it is judged here, on the answer the SDK receives, not in the transport beneath."""
 
-    __slots__ = ("_send",)
+    __slots__ = ("_link", "_send")
 
-    def __init__(self, send: Callable[..., Awaitable[Any]]) -> None:
+    def __init__(self, send: Callable[..., Awaitable[Any]], link: LinkEvents | None = None) -> None:
         self._send = send
+        self._link = link
 
     async def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         response = await self._send(request, *args, **kwargs)
-        link = current_link.get()
+        link = self._link if self._link is not None else current_link.get()
         if (
             link is not None
             and response.status_code in (401, 403)

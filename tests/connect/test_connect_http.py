@@ -449,9 +449,10 @@ def test_validators_are_inherited_only_for_unchanged_schemas() -> None:
 
 
 async def test_one_connection_pool_for_every_rebuild_and_none_of_its_idle_connections(server: Any) -> None:
-    """Every generation sends through the session's one HTTP pool (a new pool costs its TLS context, about
-    18 ms a rebuild); a rebuilt session's ``initialize`` goes out on a new connection, not on one the lost
-    session kept alive (answered about 40 ms late there under mcp 2.3); closing the session closes the pool."""
+    """Every generation sends through the session's one HTTP connection pool (a new one costs its TLS
+    context, about 18 ms a rebuild); a rebuilt session's ``initialize`` goes out on a new connection, not on
+    one the lost session kept alive (answered about 40 ms late there under mcp 2.3); closing the session
+    closes the pool."""
     seen: list[tuple[str, int]] = []
 
     def record(send: Any) -> Any:
@@ -471,7 +472,7 @@ async def test_one_connection_pool_for_every_rebuild_and_none_of_its_idle_connec
         assert value(await s.call_tool("echo", {"text": "a"})) == "a"
         pool = s._pool
         assert pool is not None
-        pool.handle_async_request = record(pool.handle_async_request)
+        pool.handle_async_request = record(pool.handle_async_request)  # every link's requests, as sent
         for round_ in range(3):
             assert value(await s.call_tool("echo", {"text": f"a{round_}"})) == f"a{round_}"
             lost_session = {port for _, port in seen}
@@ -481,6 +482,7 @@ async def test_one_connection_pool_for_every_rebuild_and_none_of_its_idle_connec
             assert s._pool is pool
             methods = [method for method, _ in seen]
             assert methods[:2] == ["tools/call", "initialize"], seen
+            # the 404 is a whole JSON answer: its connection went back to the pool, idle and kept alive
             refused, rebuilt = seen[0][1], seen[1][1]
             assert rebuilt not in lost_session | {refused}, seen
             seen.clear()
