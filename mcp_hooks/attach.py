@@ -43,7 +43,23 @@ _lock = threading.RLock()
 Describe = Callable[[tuple[Any, ...], dict[str, Any], Any], ToolCall]
 
 
-async def _recovered_async(
+def _recovered_async(
+    policy: RecoveryPolicy,
+    target: Callable[..., Awaitable[Any]],
+    args: Any,
+    kwargs: Any,
+    describe: Describe,
+    owner: Any,
+) -> Awaitable[Any]:
+    """``target(*args, **kwargs)``, and on an error the engine's recovery of it (``describe`` says what
+    the call was), every attempt in one tracer scope when a tracer is installed. The happy path makes no
+    closure, enters no context and adds one coroutine only (this returns it, for the wrapper to await)."""
+    if telemetry.installed() is not None:
+        return _traced_async(policy, target, args, kwargs, describe, owner)
+    return _run_async(policy, target, args, kwargs, describe, owner)
+
+
+async def _traced_async(
     policy: RecoveryPolicy,
     target: Callable[..., Awaitable[Any]],
     args: Any,
@@ -51,13 +67,8 @@ async def _recovered_async(
     describe: Describe,
     owner: Any,
 ) -> Any:
-    """``target(*args, **kwargs)``, and on an error the engine's recovery of it (``describe`` says what
-    the call was), every attempt in one tracer scope when a tracer is installed. The happy path makes no
-    closure and enters no context: the replay and the description are built on error."""
-    if telemetry.installed() is not None:
-        with telemetry.one_call():
-            return await _run_async(policy, target, args, kwargs, describe, owner)
-    return await _run_async(policy, target, args, kwargs, describe, owner)
+    with telemetry.one_call():
+        return await _run_async(policy, target, args, kwargs, describe, owner)
 
 
 async def _run_async(
