@@ -110,3 +110,51 @@ def test_only_the_sdk_module_reads_the_sdk_version(module: str) -> None:
         path = PACKAGE.parent.joinpath(*module.split("."), "__init__.py")
     source = path.read_text(encoding="utf-8")
     assert 'version("mcp")' not in source, f"{module} reads the SDK version: use mcp_hooks.sdk.MCP_MAJOR"
+
+
+def _imported_at_load(path: Path) -> set[str]:
+    """The modules of the package ``path`` imports when it is loaded: module level, ``if``/``try`` blocks
+    included, ``if TYPE_CHECKING:`` and imports inside functions left out (they run later)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    body = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+            body += [*node.body, *node.orelse]
+        elif isinstance(node, ast.Try):
+            body += [*node.body, *node.orelse, *node.finalbody, *(s for h in node.handlers for s in h.body)]
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                base = package.split(".")
+                module = ".".join([*base[: len(base) - (node.level - 1)], *([module] if module else [])])
+            found.update(f"{module}.{a.name}" if f"{module}.{a.name}" in MODULES else module for a in node.names)
+    # importing a.b.c loads the packages a and a.b first (not the importer's own packages: already loading)
+    found |= {".".join(i.split(".")[:k]) for i in found for k in range(1, i.count(".") + 1)}
+    return {i for i in found if i in MODULES and i != name and not name.startswith(i + ".")}
+
+
+def test_no_import_cycles() -> None:
+    """No module of the package needs, while it loads, a module that needs it back: a cycle works or
+    breaks depending on which module a user imports first."""
+    loads = {_module_name(p): _imported_at_load(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    state: dict[str, int] = {}  # 1: being visited, 2: done
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        state[module] = 1
+        for needed in sorted(loads[module]):
+            if state.get(needed) == 1:
+                cycle = [*path[path.index(needed) :], module, needed] if needed in path else [module, needed]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if needed not in state:
+                visit(needed, (*path, module))
+        state[module] = 2
+
+    assert len(loads) > 40 and any(loads.values())
+    for module in sorted(loads):
+        if module not in state:
+            visit(module, ())
