@@ -59,16 +59,10 @@ def _recovered_async(
     return _run_async(policy, target, args, kwargs, describe, owner)
 
 
-async def _traced_async(
-    policy: RecoveryPolicy,
-    target: Callable[..., Awaitable[Any]],
-    args: Any,
-    kwargs: Any,
-    describe: Describe,
-    owner: Any,
-) -> Any:
+async def _traced_async(*call: Any) -> Any:
+    """``_run_async(*call)`` inside one tracer scope."""
     with telemetry.one_call():
-        return await _run_async(policy, target, args, kwargs, describe, owner)
+        return await _run_async(*call)
 
 
 async def _run_async(
