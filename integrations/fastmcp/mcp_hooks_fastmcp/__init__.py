@@ -37,7 +37,6 @@ servers and ``Client(..., mode="legacy")``.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -47,6 +46,7 @@ from mcp_hooks import ToolCall, hookimpl
 from mcp_hooks.classify import Loss, classify
 from mcp_hooks.healing import bypass
 from mcp_hooks.plugins.replay_safety import repeatable
+from mcp_hooks.sdk import MCP_MAJOR
 
 from . import _mcp1_sse
 from ._session import (
@@ -67,18 +67,6 @@ log = logging.getLogger("mcp_hooks.fastmcp")
 FRAMEWORK = "fastmcp"
 #: fastmcp 3 and 4 ship the client in ``fastmcp-slim`` (``fastmcp`` depends on it).
 DISTRIBUTIONS = ("fastmcp-slim", "fastmcp")
-
-
-def _major(version: str) -> int:
-    digits = version.split(".", 1)[0]
-    return int(digits) if digits.isdigit() else 0
-
-
-def _mcp_major() -> int:
-    try:
-        return _major(importlib.metadata.version("mcp"))
-    except importlib.metadata.PackageNotFoundError:
-        return 0
 
 
 #: The client's session task: it enters ``transport.connect_session``, which opens the SDK transport.
@@ -112,7 +100,7 @@ class FastMCPIntegration(mcp_hooks.Integration):
     def __init__(self) -> None:
         super().__init__()
         #: the client's session task; under mcp 1.x also the SDK's SSE answer reader (:mod:`._mcp1_sse`)
-        self.patches = (_RUNNER_PATCH, _mcp1_sse.PATCH) if _mcp_major() == 1 else (_RUNNER_PATCH,)
+        self.patches = (_RUNNER_PATCH, _mcp1_sse.PATCH) if MCP_MAJOR == 1 else (_RUNNER_PATCH,)
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         owner = "fastmcp.client.mixins.tools:ClientToolsMixin"

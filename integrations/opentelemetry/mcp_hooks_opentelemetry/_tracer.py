@@ -26,7 +26,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from mcp_hooks import OutcomeUncertain, ToolCall
 from mcp_hooks import redact as _redact
 from mcp_hooks.classify import classify
-from mcp_hooks.healing.messages import MCP_MAJOR
+from mcp_hooks.sdk import MCP_MAJOR
 
 log = logging.getLogger("mcp_hooks.opentelemetry")
 

@@ -10,7 +10,7 @@ from typing import Any
 import mcp
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_hooks.healing.messages import MCP_MAJOR
+from mcp_hooks.sdk import MCP_MAJOR
 
 __all__ = ["MCP_MAJOR", "Telemetry", "raw_session", "text"]
 
