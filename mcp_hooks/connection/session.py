@@ -19,7 +19,7 @@ from .. import telemetry
 from ..calls import CallTimeout, ToolCall
 from ..classify import Loss, SessionLostMark, classify, flow_expired, mark_session_lost
 from ..engine import RecoveryPolicy, add_note, recover_async
-from ..healing.relay import FLOW_RESTARTS
+from ..healing.traffic import FLOW_RESTARTS
 from ..manager import decide
 from ..sdk import MCP_MAJOR
 from .link import _Link, _uncancel

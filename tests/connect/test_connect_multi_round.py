@@ -15,7 +15,7 @@ from multi_round_helpers import restarting_on
 
 import mcp_hooks
 from mcp_hooks import hookimpl
-from mcp_hooks.healing.relay import FLOW_RESTARTS
+from mcp_hooks.healing.traffic import FLOW_RESTARTS
 
 pytestmark = [
     pytest.mark.timeout(120),

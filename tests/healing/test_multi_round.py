@@ -18,7 +18,7 @@ from multi_round_helpers import restarting_on
 
 from mcp_hooks import hookimpl
 from mcp_hooks.healing.messages import MCP_MAJOR
-from mcp_hooks.healing.relay import FLOW_RESTARTS
+from mcp_hooks.healing.traffic import FLOW_RESTARTS
 
 pytestmark = [
     pytest.mark.usefixtures("healing"),
