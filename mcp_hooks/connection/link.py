@@ -111,7 +111,7 @@ class _Link:
             loss = Loss.IN_FLIGHT
         if loss is Loss.IN_FLIGHT:
             self.lost_in_flight = True
-        self.owner._answer_lost(self, loss, f"{type(error).__name__}: {error!r}"[:200])
+        self.owner._answer_lost(self, loss, f"{type(error).__name__}: {error}"[:200])
 
     def standing_stream_ended(self) -> None:
         self.owner._standing_stream_ended(self)
