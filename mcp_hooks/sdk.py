@@ -52,6 +52,9 @@ PRIVATE: tuple[Private, ...] = (
         "connect(call_timeout=): the id of a call given up, for notifications/cancelled",
     ),
     Private(1, "session", "_request_id", "instrument('mcp'): a request its caller gave up is forgotten"),
+    Private(
+        1, "session", "_response_streams", "shims (healing.settle): requests pending on a closing session answered"
+    ),
     Private(1, "session", "_write_stream", "instrument('mcp'): the healing relay beneath a session"),
     Private(2, "session", "_dispatcher", "instrument('mcp'): the healing relay beneath a session"),
     Private(2, "session._dispatcher", "_write_stream", "instrument('mcp'): the healing relay beneath a session"),

@@ -10,6 +10,9 @@
 - :mod:`.sdk_session`: what lives in the session object, above the relay: a request its caller abandoned is
   forgotten (mcp 1.x), and a session-less session negotiates its era again when refused for it (mcp 2.x);
 - :mod:`.sdk_patch`: the built-in integration ``"mcp"`` that puts the relay beneath every SDK transport.
+- :mod:`.settle`: for the framework shims that keep their framework's own session: a request the SDK would
+  wait for forever is answered in place with an error (around the SDK transport's handler, on a closing
+  mcp 1.x session, or in the HTTP transport beneath the SDK).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from ..sdk import MCP_MAJOR
 __all__ = [
     "MCP_MAJOR",
     "UNCERTAIN_CODE",
+    "answer_with",
     "error_answer",
     "first_round",
     "inner",
@@ -76,7 +77,11 @@ def notification(method: str, params: dict[str, Any] | None = None) -> Any:
 
 def error_answer(request_id: Any, code: int, message: str, data: Any = None) -> Any:
     """A JSON-RPC error answer for ``request_id``, ready for the session's read stream."""
-    error = _types.ErrorData(code=code, message=message, data=data)
+    return answer_with(request_id, _types.ErrorData(code=code, message=message, data=data))
+
+
+def answer_with(request_id: Any, error: Any) -> Any:
+    """The JSON-RPC error answer carrying ``error`` (an ``ErrorData``) for ``request_id``."""
     return _wrap(_types.JSONRPCError(jsonrpc="2.0", id=request_id, error=error))
 
 

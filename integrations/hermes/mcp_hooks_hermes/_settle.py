@@ -18,13 +18,15 @@ nothing but hermes' MCP connections), close both holes:
   failed POST no longer tears down the connection: hermes' own reconnect, asked by the shim, does that.
 - ``BaseSession.__aexit__``: a session that closes fails every request still waiting on it with
   "Connection closed" (mcp 1.x tries, but under cancellation its own attempt never runs).
+
+Both stand on the core's :mod:`mcp_hooks.healing.settle`; what is hermes' own here is the error each
+request is answered with, and the transport exception it carries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -32,10 +34,12 @@ from typing import Any
 
 from pydantic import PrivateAttr
 
+from mcp_hooks.healing import settle
+
 log = logging.getLogger("mcp_hooks.hermes")
 
 #: mcp.types.CONNECTION_CLOSED / INTERNAL_ERROR (both majors use these numbers)
-CONNECTION_CLOSED = -32000
+CONNECTION_CLOSED = settle.CONNECTION_CLOSED
 INTERNAL_ERROR = -32603
 
 STREAM_ENDED = (
@@ -111,25 +115,6 @@ def is_lost_request(error: BaseException) -> bool:
 # --- the POST of one request --------------------------------------------------------------------
 
 
-class _AnswerWatch:
-    """Stands in for the transport's read-stream writer and notes whether ``request_id`` was answered."""
-
-    def __init__(self, writer: Any, request_id: Any) -> None:
-        self._writer = writer
-        self._request_id = request_id
-        self.answered = False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._writer, name)
-
-    async def send(self, item: Any) -> None:
-        root = getattr(getattr(item, "message", None), "root", None)
-        answered_id = getattr(root, "id", None) if not hasattr(root, "method") else None
-        if answered_id is not None and (answered_id == self._request_id or str(answered_id) == str(self._request_id)):
-            self.answered = True
-        await self._writer.send(item)
-
-
 class _ReadErrorBodies:
     """Stands in for the transport's ``httpx.AsyncClient``: reads the (small) body of an error answer
     before the SDK raises on its status, so the raised ``HTTPStatusError`` can say what the server said."""
@@ -184,61 +169,19 @@ def error_for(exc: BaseException) -> Any:
     return lost_error(CONNECTION_CLOSED, f"{type(exc).__name__}: {text}" if text else type(exc).__name__, exc)
 
 
-async def _answer(writer: Any, request_id: Any, error: Any) -> None:
-    from mcp.shared.message import SessionMessage
-    from mcp.types import JSONRPCError, JSONRPCMessage
-
-    message = SessionMessage(JSONRPCMessage(JSONRPCError(jsonrpc="2.0", id=request_id, error=error)))
-    await writer.send(message)
+def _lost(exc: BaseException | None) -> Any:
+    return lost_error(CONNECTION_CLOSED, STREAM_ENDED) if exc is None else error_for(exc)
 
 
 async def handle_post_request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     """Wrapper of ``StreamableHTTPTransport._handle_post_request(ctx)``."""
     ctx = args[0] if args else kwargs.get("ctx")
-    if not is_active() or ctx is None:
-        return await wrapped(*args, **kwargs)
-    root = getattr(getattr(getattr(ctx, "session_message", None), "message", None), "root", None)
-    if root is None or not hasattr(root, "method") or not hasattr(root, "id"):
+    if not is_active() or settle.request_of(ctx) is None:
         return await wrapped(*args, **kwargs)  # a notification: nothing waits for an answer
-    request_id = root.id
-    watch = _AnswerWatch(ctx.read_stream_writer, request_id)
-    try:
-        watched = dataclasses.replace(ctx, read_stream_writer=watch, client=_ReadErrorBodies(ctx.client))
-    except Exception:  # not the dataclass this was written against: leave the SDK alone
-        return await wrapped(*args, **kwargs)
-    try:
-        await wrapped(watched)
-    except Exception as exc:
-        if watch.answered:
-            raise
-        log.debug("mcp_hooks.hermes: request %s lost by the transport: %r", request_id, exc)
-        await _answer(ctx.read_stream_writer, request_id, error_for(exc))
-        return None
-    if not watch.answered:
-        log.debug("mcp_hooks.hermes: request %s: the stream ended without an answer", request_id)
-        await _answer(ctx.read_stream_writer, request_id, lost_error(CONNECTION_CLOSED, STREAM_ENDED))
-    return None
+    return await settle.run_watched(wrapped, ctx, _lost, settle_errors=True, client=_ReadErrorBodies(ctx.client))
 
 
 # --- a session that closes ----------------------------------------------------------------------
-
-
-def fail_pending(session: Any, message: str = SESSION_CLOSED) -> int:
-    """Answer every request still waiting on ``session`` with "Connection closed"; how many."""
-    streams = getattr(session, "_response_streams", None)
-    if not isinstance(streams, dict) or not streams:
-        return 0
-    from mcp.types import JSONRPCError
-
-    failed = 0
-    for request_id, stream in list(streams.items()):
-        try:
-            stream.send_nowait(JSONRPCError(jsonrpc="2.0", id=request_id, error=lost_error(CONNECTION_CLOSED, message)))
-            failed += 1
-        except Exception:  # already answered or closed: nobody waits on it
-            pass
-    streams.clear()
-    return failed
 
 
 async def session_aexit(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
@@ -248,6 +191,6 @@ async def session_aexit(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> 
     try:
         return await wrapped(*args, **kwargs)
     finally:
-        failed = fail_pending(instance)
+        failed = settle.fail_pending(instance, lambda: lost_error(CONNECTION_CLOSED, SESSION_CLOSED))
         if failed:
             log.info("mcp_hooks.hermes: %d request(s) outstanding on a closed session failed fast", failed)

@@ -21,7 +21,8 @@ What is wrapped (``agents.mcp.server``, patched where the names live, at import 
 - ``_MCPServerWithClientSession.connect`` and ``.cleanup``: run in one long-lived owner task per server
   (see :mod:`._owner`), so a reconnect never enters an mcp 1.x transport in a per-call task.
 - ``MCPServerStreamableHttp.create_streams`` (mcp 1.x only): the HTTP transport is watched, so a call
-  whose server died mid-answer fails at once instead of hanging (see :mod:`._watch`).
+  whose server died mid-answer fails at once instead of hanging (the core's
+  :func:`mcp_hooks.healing.settle.answering_factory`).
 
 The shim heals these servers' sessions itself, so the SDK transports they open (in ``connect`` and in
 ``MCPServerStreamableHttp._isolated_client_session``, openai-agents' one-call retry session) are opened
@@ -41,7 +42,7 @@ from typing import Any
 
 import mcp_hooks
 from mcp_hooks import ToolCall, hookimpl
-from mcp_hooks.healing import bypass
+from mcp_hooks.healing import bypass, settle
 from mcp_hooks.plugins.replay_safety import annotation_hint
 
 from . import _owner
@@ -73,9 +74,9 @@ RECOVERY_TARGETS = (
     f"{SERVER_MODULE}:{_BASE}.list_tools",
 )
 
-#: Starts the message of the shim's answer to an mcp 1.x HTTP request that was never sent (see ``_watch``).
+#: Starts the message of the shim's answer to an mcp 1.x HTTP request that was never sent.
 REFUSED_MARK = "Connection refused: the request was not sent (mcp-hooks)"
-#: Starts the message of the shim's answer to an mcp 1.x HTTP request lost in flight (see ``_watch``).
+#: Starts the message of the shim's answer to an mcp 1.x HTTP request lost in flight.
 IN_FLIGHT_MESSAGE = "Connection closed: the connection broke before the answer arrived; the request may have run"
 
 #: openai-agents' own wording for a request that could not be sent (an HTTP ConnectError).
@@ -329,13 +330,12 @@ def _create_streams_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any)
     params = getattr(instance, "params", None)
     if compat is None or getattr(compat, "MCP_V2", True) or not isinstance(params, dict):
         return wrapped(*args, **kwargs)
-    from . import _watch
-
     module = sys.modules[SERVER_MODULE]
     inner = params.get("httpx_client_factory") or module._create_default_streamable_http_client
-    if getattr(inner, "__mcp_hooks_watching__", False):
+    if getattr(inner, "__mcp_hooks_answering__", False):
         return wrapped(*args, **kwargs)
-    instance.params = {**params, "httpx_client_factory": _watch.watch_factory(inner)}
+    factory = settle.answering_factory(inner, refused=REFUSED_MARK, in_flight=IN_FLIGHT_MESSAGE)
+    instance.params = {**params, "httpx_client_factory": factory}
     try:
         return wrapped(*args, **kwargs)
     finally:
@@ -385,7 +385,7 @@ class OpenAIAgentsIntegration(mcp_hooks.Integration):
         super().__init__()
         #: options for ``mcp_hooks.attach`` (see :func:`configure`)
         self.options: dict[str, Any] = {}
-        #: watch the mcp 1.x HTTP transport (see :mod:`._watch`)
+        #: answer in place what the mcp 1.x HTTP transport lost (``settle.answering_factory``)
         self.watch_http = True
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:

@@ -9,6 +9,8 @@ import asyncio
 import logging
 from typing import Any
 
+from mcp_hooks.healing import settle
+
 log = logging.getLogger("mcp_hooks.openai_agents")
 
 
@@ -62,22 +64,7 @@ def _settle_now(session: Any) -> None:
     synchronously (and has no ``_response_streams``).
     """
     _seal(session)
-    streams = getattr(session, "_response_streams", None)
-    if not isinstance(streams, dict):
-        return
-    try:
-        from mcp.types import CONNECTION_CLOSED, ErrorData, JSONRPCError
-    except ImportError:  # not the 1.x shape after all
-        return
-    for request_id, stream in list(streams.items()):
-        try:
-            stream.send_nowait(
-                JSONRPCError(
-                    jsonrpc="2.0", id=request_id, error=ErrorData(code=CONNECTION_CLOSED, message="Connection closed")
-                )
-            )
-        except Exception as exc:  # already answered or closed
-            log.debug("mcp_hooks: settling request %r: %r", request_id, exc)
+    settle.fail_pending(session)
 
 
 def _seal(session: Any) -> None:
