@@ -22,6 +22,7 @@ from typing import Any
 from .. import redact, telemetry
 from ..classify import Loss, SessionLostMark
 from ..engine import CredentialsRefused
+from ..healing.relay import tools_digest
 from ..healing.sdk_patch import bypass
 from ..healing.watch import close_idle, watch_client
 from ..sdk import HTTPX as _httpx
@@ -66,6 +67,8 @@ class _Owning(_Rebuilding):
                         build.set_result(None)
                     if self._build is build:
                         self._build = None
+                    if previous is not None:
+                        self._tell_if_tools_changed(previous, link)
                     await link.stop.wait()
                     link.usable = False
                     if link.callers:
@@ -113,6 +116,8 @@ class _Owning(_Rebuilding):
         )
         try:
             await self._open(stack, link)
+            if self._link is not None:
+                await self._set_up_again(link)
             await self._list_tools_first(link)
             if link.aborted is not None:  # cancelled as it returned: the cancellation lands here (or was
                 await asyncio.sleep(0)  # swallowed on the way: the outcome is the same)
@@ -125,6 +130,45 @@ class _Owning(_Rebuilding):
         finally:
             timer.cancel()
             link.opening = None
+
+    async def _set_up_again(self, link: _Link) -> None:
+        """On a rebuilt link, before any call uses it: the last logging level and every resource still
+        subscribed, as the caller set them on the sessions before (the server forgot them with the lost
+        session). One that fails is logged and left: the calls go on without it."""
+        steps = [("set_logging_level", *self._level)] if self._level is not None else []
+        steps += [("subscribe_resource", *step) for step in list(self._subscribed.values())[:1000]]
+        for method, args, kwargs in steps:
+            try:
+                await getattr(link.api, method)(*args, **kwargs)
+            except Exception as exc:
+                log.info(
+                    "mcp_hooks: %s: %s could not be set up again on the rebuilt session: %s",
+                    self.server,
+                    method,
+                    _describe(exc),
+                )
+
+    def _tell_if_tools_changed(self, before: _Link, now: _Link) -> None:
+        """``notifications/tools/list_changed`` to the caller's ``message_handler`` when the rebuilt
+        session lists other tools (names or annotations) than the lost one, so a caller that caches the
+        tools lists them again. Told from a task of its own: the handler may call the session."""
+        handler = self._options.session_kwargs.get("message_handler")
+        if handler is None or before.annotations is None or now.annotations is None:
+            return
+        if tools_digest(before.annotations) == tools_digest(now.annotations):
+            return
+        types: Any = importlib.import_module("mcp.types")
+        notification = types.ToolListChangedNotification(method="notifications/tools/list_changed")
+        if MCP_MAJOR < 2:
+            notification = types.ServerNotification(notification)
+
+        async def tell() -> None:
+            try:
+                await handler(notification)
+            except Exception as exc:  # the caller's handler: its failure is not the session's
+                log.warning("mcp_hooks: message_handler failed on tools/list_changed: %r", exc)
+
+        self._notify_task = asyncio.get_running_loop().create_task(tell())
 
     async def _list_tools_first(self, link: _Link) -> None:
         """List the tools of a session just opened, before any call uses it.
@@ -200,7 +244,7 @@ class _Owning(_Rebuilding):
 
     async def _close(self) -> None:
         self._closing = True
-        for task in (self._keepalive_task, self._heal_task):
+        for task in (self._keepalive_task, self._heal_task, self._notify_task):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):

@@ -92,6 +92,11 @@ class _Rebuilding:
         self._keepalive_task: asyncio.Task[None] | None = None
         #: the HTTP connection pool every link's client sends through (made at the first open)
         self._pool: Any = None
+        #: what the caller set up on the session, set up again on each rebuilt one: the last logging level
+        #: and the resources still subscribed (``(args, kwargs)`` of the call that did it)
+        self._level: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._subscribed: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._notify_task: asyncio.Task[None] | None = None
         self._deadline = deadline
         # The engine's single-flight gate of this session: the rebuilds the connection leads itself hold it
         # too, so a call failing meanwhile waits for them instead of leading (and announcing) its own.

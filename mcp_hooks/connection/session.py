@@ -123,12 +123,19 @@ class ResilientSession(_Owning):
         return await self._invoke("send_ping", (), kwargs)
 
     async def set_logging_level(self, level: Any, **kwargs: Any) -> Any:
-        return await self._invoke("set_logging_level", (level,), kwargs)
+        """Set on this session and on every session rebuilt after it (the last level only)."""
+        result = await self._invoke("set_logging_level", (level,), kwargs)
+        self._level = ((level,), kwargs)
+        return result
 
     async def subscribe_resource(self, uri: Any, **kwargs: Any) -> Any:
-        return await self._invoke("subscribe_resource", (uri,), kwargs)
+        """Subscribed on this session and again on every session rebuilt after it, until unsubscribed."""
+        result = await self._invoke("subscribe_resource", (uri,), kwargs)
+        self._subscribed[str(uri)] = ((uri,), kwargs)
+        return result
 
     async def unsubscribe_resource(self, uri: Any, **kwargs: Any) -> Any:
+        self._subscribed.pop(str(uri), None)
         return await self._invoke("unsubscribe_resource", (uri,), kwargs)
 
     def listen(

@@ -36,7 +36,7 @@ from .link import _close, _Link, _Pending
 from .traffic import RESTORE_TIMEOUT, _lost_error, _Traffic
 from .watch import current_link
 
-__all__ = ["HEAL_DEADLINE", "Relay"]
+__all__ = ["HEAL_DEADLINE", "Relay", "tools_digest"]
 
 log = logging.getLogger("mcp_hooks.healing")
 
@@ -288,10 +288,7 @@ class Relay(_Traffic):
         else:
             return  # too many pages to tell
 
-        def digest(tools: dict[str, Any]) -> str:
-            return json.dumps({k: _plain(v) for k, v in tools.items()}, sort_keys=True, default=str)
-
-        if digest(self._tools or {}) != digest(before):
+        if tools_digest(self._tools or {}) != tools_digest(before):
             await self._to_session(messages.notification("notifications/tools/list_changed"))
 
     async def _wait_before_retry(self, failures: int, loss_since: float) -> None:
@@ -324,6 +321,11 @@ class Relay(_Traffic):
         for pending in list(self._pending.values()):
             self._tell("on_giveup", pending, error=ConnectionError(self._dead_for_good))
             await self._answer_error(pending, self._dead_for_good)
+
+
+def tools_digest(tools: dict[str, Any]) -> str:
+    """What a ``tools/list`` said, as one comparable string: each tool's name and annotations."""
+    return json.dumps({name: _plain(value) for name, value in tools.items()}, sort_keys=True, default=str)
 
 
 def _plain(value: Any) -> Any:
