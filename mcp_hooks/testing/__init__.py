@@ -8,7 +8,8 @@ and can offer an ``extra`` tool from the next start on (so a restart changes the
 ``legacy_only=True`` keeps mcp 2.x clients on sessions (the server refuses the session-less
 2026-07-28 protocol as a pre-2026 server does). The pytest plugin (``mcp_hooks.testing.pytest_plugin``,
 registered through the ``pytest11`` entry point) provides the ``mcp_fault_server``,
-``mcp_fault_server_factory``, ``mcp_shared_fault_server`` and ``mcp_stdio_fault_server`` fixtures.
+``mcp_fault_server_factory``, ``mcp_shared_fault_server`` and ``mcp_stdio_fault_server`` fixtures, and
+``mcp_recovery_events`` (what the observer hooks heard during the test: :mod:`.events`).
 Importing this package never imports ``mcp``.
 """
 

@@ -21,6 +21,9 @@ refuse that protocol like a pre-2026 server, so they hold a session. For every f
     # pytest.ini / [tool.pytest.ini_options]
     mcp_fault_legacy_only = true
 
+``mcp_recovery_events`` records what the observer hooks heard during the test, from every session in the
+process (``.reconnects``: one per rebuild; ``.rebuilt``, ``.recovered``, ``.giveups``, ``.errors``).
+
 When a test fails, the tail of each of its servers' logs is added to the failure report.
 
 This module is imported by every pytest run where mcp-hooks is installed, so it imports nothing
@@ -36,8 +39,15 @@ import pytest
 
 if TYPE_CHECKING:
     from mcp_hooks.testing.controller import FaultServer
+    from mcp_hooks.testing.events import RecoveryEvents
 
-__all__ = ["mcp_fault_server", "mcp_fault_server_factory", "mcp_shared_fault_server", "mcp_stdio_fault_server"]
+__all__ = [
+    "mcp_fault_server",
+    "mcp_fault_server_factory",
+    "mcp_recovery_events",
+    "mcp_shared_fault_server",
+    "mcp_stdio_fault_server",
+]
 
 _SERVERS = pytest.StashKey[list["FaultServer"]]()
 _LOG_TAIL_CHARS = 3000
@@ -152,3 +162,19 @@ def mcp_shared_fault_server(_mcp_fault_server_module: FaultServer) -> FaultServe
         server.start()
     server.clear_controls()
     return server
+
+
+@pytest.fixture
+def mcp_recovery_events() -> Iterator[RecoveryEvents]:
+    """What the observer hooks heard during the test (see :class:`~mcp_hooks.testing.events.RecoveryEvents`),
+    registered on the process-wide plugin manager for the test only."""
+    import mcp_hooks
+    from mcp_hooks.testing.events import RecoveryEvents
+
+    recorder = RecoveryEvents()
+    pm = mcp_hooks.plugin_manager()
+    name = pm.register(recorder, name=f"mcp-recovery-events-{id(recorder)}")
+    try:
+        yield recorder
+    finally:
+        pm.unregister(name=name)

@@ -22,15 +22,9 @@ def healing() -> Iterator[None]:
 
 
 @pytest.fixture
-def events() -> Iterator[Events]:
-    """What the observer hooks saw during the test (a plugin registered on the process-wide manager)."""
-    recorder = Events()
-    pm = mcp_hooks.plugin_manager()
-    name = pm.register(recorder, name=f"test-events-{id(recorder)}")
-    try:
-        yield recorder
-    finally:
-        pm.unregister(name=name)
+def events(mcp_recovery_events: Events) -> Events:
+    """What the observer hooks heard during the test (the kit's recorder)."""
+    return mcp_recovery_events
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,37 +11,13 @@ import mcp
 from mcp.client.streamable_http import streamable_http_client
 
 import mcp_hooks
-from mcp_hooks import ToolCall, hookimpl
 from mcp_hooks.healing.messages import MCP_MAJOR
+from mcp_hooks.testing.events import RecoveryEvents as Events
 
 __all__ = ["MCP_MAJOR", "Events", "alive", "error_text", "raw_session", "raw_stdio_session", "text", "wait_for"]
 
 # Bound before instrument() runs, as a framework module would: the healing must reach this name too.
 _STREAMABLE_HTTP_CLIENT = streamable_http_client
-
-
-@dataclasses.dataclass
-class Events:
-    reconnects: list[ToolCall] = dataclasses.field(default_factory=list)
-    recovered: list[ToolCall] = dataclasses.field(default_factory=list)
-    giveups: list[tuple[ToolCall, BaseException]] = dataclasses.field(default_factory=list)
-    errors: list[tuple[ToolCall, BaseException]] = dataclasses.field(default_factory=list)
-
-    @hookimpl
-    def on_reconnect(self, call: ToolCall, error: BaseException) -> None:
-        self.reconnects.append(call)
-
-    @hookimpl
-    def on_recovered(self, call: ToolCall) -> None:
-        self.recovered.append(call)
-
-    @hookimpl
-    def on_giveup(self, call: ToolCall, error: BaseException) -> None:
-        self.giveups.append((call, error))
-
-    @hookimpl
-    def on_tool_error(self, call: ToolCall, error: BaseException) -> None:
-        self.errors.append((call, error))
 
 
 @contextlib.asynccontextmanager

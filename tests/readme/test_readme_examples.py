@@ -501,6 +501,8 @@ async def kit_example(block: Any, request: pytest.FixtureRequest) -> None:
     srv = fixtures["mcp_fault_server"]
     first, second = srv.execution_pids("incr")  # the README's own assert counted two
     assert first != second  # a restart came between them
+    # one rebuild under mcp 1.x; none on the session-less protocol mcp 2.x speaks to the kit by default
+    assert len(fixtures["mcp_recovery_events"].reconnects) == (1 if MCP_MAJOR < 2 else 0)
 
 
 #: example -> (a fragment only its block contains, the function that runs it)

@@ -6,52 +6,19 @@ the shim, and the SDK healing beneath stays out of it (its transport is opened u
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from fastmcp_helpers import rebuilds, session_client, text_of
 
-import mcp_hooks
-from mcp_hooks import OutcomeUncertain, ToolCall
+from mcp_hooks import OutcomeUncertain
 from mcp_hooks.testing import FaultServer
+from mcp_hooks.testing.events import RecoveryEvents
 
 pytestmark = pytest.mark.timeout(90)
 
 
-class Reconnects:
-    """Every ``on_reconnect`` event, whoever leads the rebuild (the shim or the SDK healing)."""
-
-    def __init__(self) -> None:
-        self.calls: list[ToolCall] = []
-
-    @mcp_hooks.hookimpl
-    def on_reconnect(self, call: ToolCall, error: BaseException) -> None:
-        self.calls.append(call)
-
-
-@pytest.fixture
-def sdk_healing() -> Iterator[None]:
-    """``instrument("mcp")`` on for the test (the shim is on already), off again afterwards."""
-    assert mcp_hooks.instrument("mcp") == {"mcp": True}
-    try:
-        yield
-    finally:
-        mcp_hooks.uninstrument("mcp")
-
-
-@pytest.fixture
-def reconnects() -> Iterator[Reconnects]:
-    recorder = Reconnects()
-    pm = mcp_hooks.plugin_manager()
-    pm.register(recorder, name="test-fastmcp-sdk-healing-reconnects")
-    try:
-        yield recorder
-    finally:
-        pm.unregister(recorder)
-
-
 async def test_a_restart_is_rebuilt_once_by_the_shim(
-    shim: object, sdk_healing: None, reconnects: Reconnects, srv: FaultServer
+    shim: object, sdk_healing: None, mcp_recovery_events: RecoveryEvents, srv: FaultServer
 ) -> None:
     client = session_client(srv.url)
     async with client:
@@ -62,11 +29,11 @@ async def test_a_restart_is_rebuilt_once_by_the_shim(
         await asyncio.sleep(0.5)  # a rebuild beneath the session would have started by now
         assert text_of(await client.call_tool("echo", {"text": "three"})).startswith("three")
         assert rebuilds(client) == 1
-    assert [call.framework for call in reconnects.calls] == ["fastmcp"]
+    assert [call.framework for call in mcp_recovery_events.reconnects] == ["fastmcp"]
 
 
 async def test_a_write_killed_in_flight_runs_once(
-    shim: object, sdk_healing: None, reconnects: Reconnects, srv: FaultServer
+    shim: object, sdk_healing: None, mcp_recovery_events: RecoveryEvents, srv: FaultServer
 ) -> None:
     ran = srv.executions_from_now()
     client = session_client(srv.url)
@@ -84,4 +51,4 @@ async def test_a_write_killed_in_flight_runs_once(
         assert text_of(await client.call_tool("echo", {"text": "next"})).startswith("next")
     assert ran("incr") == 1
     assert srv.counter("sdk-healing-lost-write") == 1
-    assert {call.framework for call in reconnects.calls} == {"fastmcp"}
+    assert {call.framework for call in mcp_recovery_events.reconnects} == {"fastmcp"}

@@ -8,26 +8,14 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hermes_helpers import Hermes, Observed, answered, server_pid
 
-import mcp_hooks
 from mcp_hooks import OutcomeUncertain
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def sdk_healing() -> Iterator[None]:
-    """``instrument("mcp")`` on for the test (the shim is on already), off again afterwards."""
-    assert mcp_hooks.instrument("mcp") == {"mcp": True}
-    try:
-        yield
-    finally:
-        mcp_hooks.uninstrument("mcp")
 
 
 def test_a_restart_is_rebuilt_once_by_the_shim(

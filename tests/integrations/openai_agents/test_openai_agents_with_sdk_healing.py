@@ -6,52 +6,19 @@ by the shim, and the SDK healing beneath stays out of it (its transport is opene
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import mcp_hooks_openai_agents
 import pytest
 from oa_support import FRAMEWORK_WARNINGS, MCP_V2, Target, _make_target, invoke, pid_in, text
 
-import mcp_hooks
-from mcp_hooks import OutcomeUncertain, ToolCall
+from mcp_hooks import OutcomeUncertain
+from mcp_hooks.testing.events import RecoveryEvents
 
 pytestmark = [pytest.mark.timeout(90), FRAMEWORK_WARNINGS]
 
 #: Servers whose restart loses the session (under mcp 2.x the kit's plain HTTP server is session-less).
 SESSION_KINDS = ("http-legacy" if MCP_V2 else "http", "stdio")
-
-
-class Reconnects:
-    """Every ``on_reconnect`` event, whoever leads the rebuild (the shim or the SDK healing)."""
-
-    def __init__(self) -> None:
-        self.calls: list[ToolCall] = []
-
-    @mcp_hooks.hookimpl
-    def on_reconnect(self, call: ToolCall, error: BaseException) -> None:
-        self.calls.append(call)
-
-
-@pytest.fixture
-def sdk_healing() -> Iterator[None]:
-    """``instrument("mcp")`` on for the test (the shim is on already), off again afterwards."""
-    assert mcp_hooks.instrument("mcp") == {"mcp": True}
-    try:
-        yield
-    finally:
-        mcp_hooks.uninstrument("mcp")
-
-
-@pytest.fixture
-def reconnects() -> Iterator[Reconnects]:
-    recorder = Reconnects()
-    pm = mcp_hooks.plugin_manager()
-    pm.register(recorder, name="test-openai-agents-sdk-healing-reconnects")
-    try:
-        yield recorder
-    finally:
-        pm.unregister(recorder)
 
 
 @pytest.fixture(params=SESSION_KINDS)
@@ -67,7 +34,7 @@ def _cause_chain(error: BaseException) -> list[BaseException]:
 
 
 async def test_a_restart_is_rebuilt_once_by_the_shim(
-    shim: Any, sdk_healing: None, reconnects: Reconnects, session_target: Target
+    shim: Any, sdk_healing: None, mcp_recovery_events: RecoveryEvents, session_target: Target
 ) -> None:
     async with session_target.server() as server:
         first = text(await invoke(server, "echo", text="before"))
@@ -78,11 +45,11 @@ async def test_a_restart_is_rebuilt_once_by_the_shim(
         await asyncio.sleep(0.5)  # a rebuild beneath the session would have started by now
         assert text(await invoke(server, "echo", text="again")).startswith("again")
         assert mcp_hooks_openai_agents.reconnect_count(server) == 1
-    assert [call.framework for call in reconnects.calls] == ["openai-agents"]
+    assert [call.framework for call in mcp_recovery_events.reconnects] == ["openai-agents"]
 
 
 async def test_a_write_killed_in_flight_runs_once(
-    shim: Any, sdk_healing: None, reconnects: Reconnects, session_target: Target
+    shim: Any, sdk_healing: None, mcp_recovery_events: RecoveryEvents, session_target: Target
 ) -> None:
     srv = session_target.srv
     async with session_target.server() as server:
@@ -100,4 +67,4 @@ async def test_a_write_killed_in_flight_runs_once(
         assert text(await invoke(server, "echo", text="next")).startswith("next")
     assert srv.executions("incr") == 1
     assert srv.counter("k") == 1
-    assert {call.framework for call in reconnects.calls} == {"openai-agents"}
+    assert {call.framework for call in mcp_recovery_events.reconnects} == {"openai-agents"}

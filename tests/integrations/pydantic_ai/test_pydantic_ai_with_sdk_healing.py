@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 from pydantic_ai import Agent
@@ -16,47 +15,14 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo
 from pydantic_ai_helpers import ScriptedModel, rebuilds, session_toolset
 
-import mcp_hooks
-from mcp_hooks import ToolCall
 from mcp_hooks.testing import FaultServer
+from mcp_hooks.testing.events import RecoveryEvents
 
 pytestmark = pytest.mark.timeout(90)
 
 
-class Reconnects:
-    """Every ``on_reconnect`` event, whoever leads the rebuild (the shim or the SDK healing)."""
-
-    def __init__(self) -> None:
-        self.calls: list[ToolCall] = []
-
-    @mcp_hooks.hookimpl
-    def on_reconnect(self, call: ToolCall, error: BaseException) -> None:
-        self.calls.append(call)
-
-
-@pytest.fixture
-def sdk_healing() -> Iterator[None]:
-    """``instrument("mcp")`` on for the test (the shim is on already), off again afterwards."""
-    assert mcp_hooks.instrument("mcp") == {"mcp": True}
-    try:
-        yield
-    finally:
-        mcp_hooks.uninstrument("mcp")
-
-
-@pytest.fixture
-def reconnects() -> Iterator[Reconnects]:
-    recorder = Reconnects()
-    pm = mcp_hooks.plugin_manager()
-    pm.register(recorder, name="test-pydantic-ai-sdk-healing-reconnects")
-    try:
-        yield recorder
-    finally:
-        pm.unregister(recorder)
-
-
 async def test_an_agent_run_across_a_restart_is_rebuilt_once_by_the_shim(
-    shim: object, sdk_healing: None, reconnects: Reconnects, srv: FaultServer
+    shim: object, sdk_healing: None, mcp_recovery_events: RecoveryEvents, srv: FaultServer
 ) -> None:
     ran = srv.executions_from_now()
     toolset = session_toolset(srv.url)
@@ -72,11 +38,11 @@ async def test_an_agent_run_across_a_restart_is_rebuilt_once_by_the_shim(
     assert [p.outcome for p in script.returns] == ["success"]
     assert rebuilds(toolset) == 1
     assert ran("echo") == 1
-    assert [call.framework for call in reconnects.calls] == ["fastmcp"]
+    assert [call.framework for call in mcp_recovery_events.reconnects] == ["fastmcp"]
 
 
 async def test_a_write_killed_in_flight_runs_once(
-    shim: object, sdk_healing: None, reconnects: Reconnects, srv: FaultServer
+    shim: object, sdk_healing: None, mcp_recovery_events: RecoveryEvents, srv: FaultServer
 ) -> None:
     ran = srv.executions_from_now()
     toolset = session_toolset(srv.url)
@@ -108,4 +74,4 @@ async def test_a_write_killed_in_flight_runs_once(
     assert "outcome uncertain" in str(told.content)  # the shim's verdict, mapped to ModelRetry
     assert ran("incr") == 1
     assert srv.counter("sdk-healing-orders") == 1
-    assert {call.framework for call in reconnects.calls} == {"fastmcp"}
+    assert {call.framework for call in mcp_recovery_events.reconnects} == {"fastmcp"}
