@@ -13,13 +13,11 @@ against the kit's real server restarted with SIGKILL under it (mcp 1.x and 2.x).
 from __future__ import annotations
 
 import asyncio
-import signal
-import time
-from collections.abc import Callable
 from typing import Any
 
 import mcp
 import pytest
+from restore_helpers import LIST_CHANGED, Heard, eventually, pid_of, restart_and_call
 
 import mcp_hooks
 from mcp_hooks.sdk import MCP_MAJOR
@@ -34,52 +32,6 @@ pytestmark = [
     # mcp 2.x: logging/setLevel and resources/subscribe are deprecated as of 2026-07-28 (a UserWarning)
     pytest.mark.filterwarnings("ignore:.*2026-07-28"),
 ]
-
-LIST_CHANGED = "notifications/tools/list_changed"
-
-
-class Heard:
-    """A ``message_handler``: the server notifications it was handed, in order."""
-
-    def __init__(self) -> None:
-        self.notifications: list[Any] = []
-        self.other: list[Any] = []
-
-    async def __call__(self, message: Any) -> None:
-        inner = getattr(message, "root", message)  # mcp 1.x: a ServerNotification root model
-        if isinstance(getattr(inner, "method", None), str):
-            self.notifications.append(inner)
-        else:
-            self.other.append(message)
-
-    def methods(self) -> list[str]:
-        return [n.method for n in self.notifications]
-
-    def tools_changed(self) -> list[Any]:
-        return [n for n in self.notifications if n.method == LIST_CHANGED]
-
-
-def pid_of(result: Any) -> int:
-    assert not getattr(result, "isError", False) and not getattr(result, "is_error", False), result
-    return int(str(result.content[0].text).rsplit("(pid ", 1)[1].rstrip(")"))
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
-
-
-async def restart_and_call(srv: FaultServer, session: Any) -> int:
-    first = srv.pid
-    await asyncio.to_thread(srv.restart, signal.SIGKILL)
-    second = srv.pid
-    assert second is not None and second != first
-    assert pid_of(await asyncio.wait_for(session.call_tool("echo", {"text": "after"}), 30)) == second
-    return second
 
 
 async def test_the_level_and_the_subscription_are_set_up_again_before_any_call(mcp_fault_server: FaultServer) -> None:

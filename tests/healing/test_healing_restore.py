@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import mcp
 import pytest
+from restore_helpers import LIST_CHANGED, Heard, eventually, pid_of, restart_and_call
 
-import mcp_hooks
 from mcp_hooks.healing.messages import MCP_MAJOR
 from mcp_hooks.testing import FaultServer
 from mcp_hooks.testing.controller import COUNTER_URI, EXTRA_TOOL
@@ -41,38 +39,6 @@ pytestmark = [
 OPENERS = (
     ["streamablehttp_client", "streamable_http_client"] if MCP_MAJOR == 1 else ["streamable_http_client", "Client"]
 )
-LIST_CHANGED = "notifications/tools/list_changed"
-
-
-@pytest.fixture
-def healed() -> Iterator[None]:
-    """Every SDK session opened during the test is healed; the SDK is its own again afterwards."""
-    assert mcp_hooks.instrument("mcp") == {"mcp": True}
-    try:
-        yield
-    finally:
-        mcp_hooks.uninstrument("mcp")
-
-
-class Heard:
-    """A session's ``message_handler``: the server notifications it was handed, in order."""
-
-    def __init__(self) -> None:
-        self.notifications: list[Any] = []
-        self.other: list[Any] = []
-
-    async def __call__(self, message: Any) -> None:
-        inner = getattr(message, "root", message)  # mcp 1.x: a ServerNotification root model
-        if isinstance(getattr(inner, "method", None), str):
-            self.notifications.append(inner)
-        else:
-            self.other.append(message)  # 1.x: server requests; both: transport exceptions
-
-    def methods(self) -> list[str]:
-        return [n.method for n in self.notifications]
-
-    def tools_changed(self) -> list[Any]:
-        return [n for n in self.notifications if n.method == LIST_CHANGED]
 
 
 @contextlib.asynccontextmanager
@@ -102,37 +68,10 @@ async def open_session(how: str, url: str, heard: Heard) -> AsyncIterator[Any]:
             yield session
 
 
-def pid_of(result: Any) -> int:
-    assert not getattr(result, "isError", False) and not getattr(result, "is_error", False), result
-    text = str(result.content[0].text)
-    return int(text.rsplit("(pid ", 1)[1].rstrip(")"))
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(0.05)
-    return predicate()
-
-
-async def restart_and_call(srv: FaultServer, session: Any) -> int:
-    """SIGKILL the server, start a new process on the same port, then make one call on the same session;
-    returns the new pid (the call's answer must come from it)."""
-    first = srv.pid
-    await asyncio.to_thread(srv.restart, signal.SIGKILL)
-    second = srv.pid
-    assert second is not None and second != first
-    assert pid_of(await asyncio.wait_for(session.call_tool("echo", {"text": "after"}), 30)) == second
-    return second
-
-
 # --------------------------------------------------------------------------- restore
 
 
-@pytest.mark.usefixtures("healed")
+@pytest.mark.usefixtures("healing")
 @pytest.mark.parametrize("how", OPENERS)
 async def test_the_level_and_the_subscription_are_set_up_again_on_the_new_process(
     mcp_fault_server: FaultServer, how: str
@@ -160,7 +99,7 @@ async def test_the_level_and_the_subscription_are_set_up_again_on_the_new_proces
     assert len(restored) == 2 and max(restored) <= call_ran
 
 
-@pytest.mark.usefixtures("healed")
+@pytest.mark.usefixtures("healing")
 @pytest.mark.parametrize("how", OPENERS)
 async def test_only_the_last_level_and_no_dropped_subscription_are_set_up_again(
     mcp_fault_server: FaultServer, how: str
@@ -183,7 +122,7 @@ async def test_only_the_last_level_and_no_dropped_subscription_are_set_up_again(
 # --------------------------------------------------------------------------- tools/list_changed
 
 
-@pytest.mark.usefixtures("healed")
+@pytest.mark.usefixtures("healing")
 @pytest.mark.parametrize("change", ["added", "removed"])
 @pytest.mark.parametrize("how", OPENERS)
 async def test_the_session_hears_tools_list_changed_when_the_tools_changed(
@@ -211,7 +150,7 @@ async def test_the_session_hears_tools_list_changed_when_the_tools_changed(
     assert heard.other == []
 
 
-@pytest.mark.usefixtures("healed")
+@pytest.mark.usefixtures("healing")
 @pytest.mark.parametrize("how", OPENERS)
 async def test_no_tools_list_changed_when_the_tools_did_not_change(mcp_fault_server: FaultServer, how: str) -> None:
     srv = mcp_fault_server
