@@ -9,7 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import mcp
+
 from mcp_hooks.testing import FaultServer
+from mcp_hooks.testing.controller import EXTRA_TOOL
 
 LIST_CHANGED = "notifications/tools/list_changed"
 
@@ -61,3 +64,18 @@ async def restart_and_call(srv: FaultServer, session: Any) -> int:
     assert second is not None and second != first
     assert pid_of(await asyncio.wait_for(session.call_tool("echo", {"text": "after"}), 30)) == second
     return second
+
+
+async def hears_one_tools_change(srv: FaultServer, session: Any, heard: Heard, *, add: bool) -> None:
+    """Restart the server with its extra tool added (``add``) or removed, make a call: the session hears
+    exactly one ``tools/list_changed``, and listing again shows the tool come or go."""
+    before = {t.name for t in (await session.list_tools()).tools}
+    assert (EXTRA_TOOL in before) is not add
+    srv.offer_extra_tool(add)
+    await restart_and_call(srv, session)
+    assert await eventually(lambda: bool(heard.tools_changed())), heard.methods()
+    await asyncio.sleep(0.3)  # room for a second one to show
+    (notification,) = heard.tools_changed()
+    assert isinstance(notification, mcp.types.ToolListChangedNotification)
+    after = {t.name for t in (await session.list_tools()).tools}
+    assert after ^ before == {EXTRA_TOOL}

@@ -19,11 +19,11 @@ from typing import Any
 
 import mcp
 import pytest
-from restore_helpers import LIST_CHANGED, Heard, eventually, pid_of, restart_and_call
+from restore_helpers import LIST_CHANGED, Heard, eventually, hears_one_tools_change, pid_of, restart_and_call
 
 from mcp_hooks.healing.messages import MCP_MAJOR
 from mcp_hooks.testing import FaultServer
-from mcp_hooks.testing.controller import COUNTER_URI, EXTRA_TOOL
+from mcp_hooks.testing.controller import COUNTER_URI
 
 pytestmark = [
     pytest.mark.timeout(90),
@@ -134,18 +134,7 @@ async def test_the_session_hears_tools_list_changed_when_the_tools_changed(
         await asyncio.to_thread(srv.restart)
     heard = Heard()
     async with open_session(how, srv.url, heard) as session:
-        before = {t.name for t in (await session.list_tools()).tools}
-        assert (EXTRA_TOOL in before) is (change == "removed")
-        srv.offer_extra_tool(change == "added")
-        await restart_and_call(srv, session)
-        assert await eventually(lambda: bool(heard.tools_changed())), heard.methods()
-        await asyncio.sleep(0.3)  # room for a second one to show
-        (notification,) = heard.tools_changed()
-        assert type(notification).__name__ == "ToolListChangedNotification"
-        assert isinstance(notification, mcp.types.ToolListChangedNotification)
-        # what a client does on it: list again, and see the new list
-        after = {t.name for t in (await session.list_tools()).tools}
-        assert after ^ before == {EXTRA_TOOL}
+        await hears_one_tools_change(srv, session, heard, add=change == "added")
     assert heard.methods() == [LIST_CHANGED]
     assert heard.other == []
 
