@@ -144,11 +144,11 @@ def open_circuit(call: ToolCall, down_for: float, threshold: float | None) -> bo
 
     Session loss alone never asks this: only a server that cannot be reached or rebuilt. ``call.server``
     is the server's key (``call.tool`` is ``None``); ``threshold`` is the configured wait
-    (``connect(breaker_after=...)``, 15 s; under ``instrument("mcp")`` the healing layer's rebuild deadline),
-    or ``None`` where the user turned the breaker off. ``connect()`` asks each time a call would wait on
-    the server; the healing layer asks when a rebuild has failed for its deadline. Return ``True`` to
-    open it (calls fail at once with an error naming the server and since when; one probe at a time
-    closes it), ``False`` to keep every call waiting for a rebuild, ``None`` for no opinion. The
+    (``connect(breaker_after=...)``, 15 s; ``instrument("mcp", breaker_after=...)``, by default the healing
+    layer's rebuild deadline), or ``None`` where the user turned the breaker off. ``connect()`` asks each
+    time a call would wait on the server; the healing layer asks when a rebuild has failed for its deadline.
+    Return ``True`` to open it (calls fail at once with an error naming the server and since when; one
+    probe at a time closes it), ``False`` to keep every call waiting for a rebuild, ``None`` for no opinion. The
     built-in ``circuit-breaker`` plugin (``trylast``) opens it once ``down_for`` reaches ``threshold``.
 
     Example::

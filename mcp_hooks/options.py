@@ -84,6 +84,13 @@ def build_policy(where: str, options: Mapping[str, Any]) -> RecoveryPolicy:
     )
 
 
+def check_breaker_after(where: str, value: Any) -> float | None:
+    """``breaker_after``: a positive number of seconds, or ``None`` (the breaker never opens)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+        raise ValueError(f"{where}: option 'breaker_after' must be a positive number of seconds or None, got {value!r}")
+    return None if value is None else float(value)
+
+
 class CallDescriber:
     """Builds the :class:`ToolCall` of a failed call from its arguments (only when a call fails)."""
 

@@ -91,15 +91,11 @@ async def connect(
         raise ValueError("connect: option 'mode' needs mcp 2.x (mcp 1.x always uses the initialize handshake)")
     if keepalive is not None and (isinstance(keepalive, bool) or not keepalive > 0):
         raise ValueError(f"connect: option 'keepalive' must be a positive number of seconds, got {keepalive!r}")
-    if breaker_after is not None and (
-        isinstance(breaker_after, bool) or not isinstance(breaker_after, (int, float)) or not breaker_after > 0
-    ):
-        raise ValueError(
-            f"connect: option 'breaker_after' must be a positive number of seconds or None, got {breaker_after!r}"
-        )
+    from ..options import build_policy, check_breaker_after
+
+    check_breaker_after("connect", breaker_after)
     if call_timeout is not None:
         _check_call_timeout("connect", call_timeout)
-    from ..options import build_policy
 
     build_policy(
         "connect",

@@ -12,7 +12,8 @@ transport, the handshake replayed with the relay's own ids (their answers never 
 the logging level and subscriptions restored, then the refused requests re-sent (they never ran) and
 requests lost in flight re-sent only when ``is_replay_safe`` says so. Every other lost request is
 answered with a JSON-RPC error saying the outcome is uncertain. Nothing waits forever: a rebuild is
-bounded by :data:`HEAL_DEADLINE`, and a stdio child that keeps dying is given up with one error.
+bounded by :data:`HEAL_DEADLINE` (or ``instrument("mcp", deadline=...)``, :mod:`.settings`), and a stdio
+child that keeps dying is given up with one error.
 """
 
 from __future__ import annotations
@@ -68,6 +69,22 @@ class Relay(_Traffic):
     """Heals one SDK session; see the module's docstring. Built by :func:`~.streams.healed_streams`: the
     messages both ways are :class:`~.traffic._Traffic`'s, the owner task that opens each generation of the
     transport and rebuilds it after a loss is this class's."""
+
+    @property
+    def deadline(self) -> float:
+        """Seconds requests wait for a rebuild while the server cannot be reached."""
+        return self.settings.deadline if self.settings.deadline is not None else HEAL_DEADLINE
+
+    @property
+    def max_resends(self) -> int:
+        return self.settings.max_reconnects if self.settings.max_reconnects is not None else MAX_RESENDS
+
+    @property
+    def breaker_after(self) -> float | None:
+        """The ``open_circuit`` hook's threshold (``None``: the breaker was turned off)."""
+        if not self.settings.breaker:
+            return None
+        return self.settings.breaker_after if self.settings.breaker_after is not None else self.deadline
 
     # ------------------------------------------------------------------ the owner task
     async def own(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
@@ -163,18 +180,24 @@ class Relay(_Traffic):
             if failures:
                 await self._wait_before_retry(failures, since)
             failures += 1
-            down_for = time.monotonic() - since
-            if down_for > HEAL_DEADLINE:
-                await self._fail_waiting(f"could not rebuild the session within {HEAL_DEADLINE:.0f} s")
-                asked = decide(
-                    self.pm, "open_circuit", call=self._call(None), down_for=down_for, threshold=HEAL_DEADLINE
-                )
-                if asked is True:  # the built-in circuit-breaker plugin; a plugin may veto it
-                    self._breaker = _Breaker(time.time() - down_for)
-                    log.info("mcp_hooks: %s", self._breaker.describe(self.server))
+            if time.monotonic() - since > self.deadline:
+                await self._fail_waiting(f"could not rebuild the session within {self.deadline:g} s")
+                self._ask_breaker(since)
                 self._outage_since = None
                 failures = 0
                 await self._until_wanted()
+
+    def _ask_breaker(self, since: float) -> None:
+        """The server could not be reached for a whole deadline: ask ``open_circuit`` (the built-in plugin
+        opens it once the server has been unreachable for ``breaker_after``; a plugin may veto it)."""
+        down_since = self._unreachable_since = self._unreachable_since or since
+        threshold = self.breaker_after
+        if threshold is None:
+            return
+        down_for = time.monotonic() - down_since
+        if decide(self.pm, "open_circuit", call=self._call(None), down_for=down_for, threshold=threshold) is True:
+            self._breaker = _Breaker(time.time() - down_for)
+            log.info("mcp_hooks: %s", self._breaker.describe(self.server))
 
     async def _until_wanted(self) -> None:
         """Wait (no link up) until a request of the session's is waiting for one."""
@@ -207,13 +230,16 @@ class Relay(_Traffic):
             error = error or _lost_error(loss, link.cause or "the connection was lost", pending.method)
             call = self._call(pending, pending.resends + 1)
             first = first or pending
-            if pending.resends >= MAX_RESENDS:
+            if pending.resends >= self.max_resends:
                 self._tell("on_giveup", pending, error=error)
+                lost = pending.resends + 1
                 await self._answer_error(
-                    pending, f"MCP session lost {pending.resends + 1} times during this request; gave up"
+                    pending,
+                    f"MCP session lost {lost} time{'s' if lost > 1 else ''} during this request; gave up "
+                    f"(max_reconnects={self.max_resends})",
                 )
                 continue
-            if loss is Loss.IN_FLIGHT and decide(self.pm, "is_replay_safe", call=call, error=error) is not True:
+            if loss is Loss.IN_FLIGHT and not self._replay_safe(call, error):
                 uncertain = OutcomeUncertain(self.server, call.tool, link.cause)
                 self._tell("on_giveup", pending, error=uncertain)
                 await self._answer_error(
@@ -294,7 +320,7 @@ class Relay(_Traffic):
     async def _wait_before_retry(self, failures: int, loss_since: float) -> None:
         """Back off before the next attempt; a request of the session's arriving meanwhile cuts it short
         (after at least the first backoff step), so the first call after a restart does not wait it out."""
-        left = HEAL_DEADLINE - (time.monotonic() - loss_since)
+        left = self.deadline - (time.monotonic() - loss_since)
         wait = max(0.0, min(_backoff(failures), left))
         self._wanted = anyio.Event()
         await anyio.sleep(min(wait, BACKOFF_INITIAL))

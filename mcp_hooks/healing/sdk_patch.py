@@ -25,7 +25,7 @@ from typing import Any
 
 from ..integration import Integration
 from ..sdk import MCP_MAJOR
-from . import sdk_session
+from . import sdk_session, settings
 from .streams import healed_streams, server_key
 from .watch import drop_idle_connections, watch_client
 
@@ -130,6 +130,11 @@ class SdkIntegration(Integration):
         super().__init__()
         self._replaced: list[tuple[Any, str, Any]] = []  # (module, attribute, original)
 
+    def configure(self, **options: Any) -> None:
+        """``instrument("mcp", deadline=..., max_reconnects=..., breaker_after=..., replay_safe_tools=...)``:
+        the healing layer's bounds for the sessions opened from then on (:mod:`.settings`)."""
+        settings.configure(options)
+
     def _on(self) -> None:
         _on[0] = True
         for module_name, attribute, kind in TRANSPORTS:
@@ -157,6 +162,7 @@ class SdkIntegration(Integration):
 
     def _off(self) -> None:
         _on[0] = False
+        settings.reset()
         while self._replaced:
             module, name, original = self._replaced.pop()
             current = getattr(module, name, None)

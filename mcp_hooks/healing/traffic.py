@@ -29,6 +29,7 @@ from ..manager import decide, notify, plugin_manager
 from . import messages
 from .breaker import _Breaker
 from .link import _Link, _Pending
+from .settings import current
 from .watch import current_link
 
 log = logging.getLogger("mcp_hooks.healing")
@@ -131,6 +132,8 @@ class _Traffic:
         self._announced: tuple[ToolCall, float] | None = None  # the rebuild on_reconnect announced
         self._scopes: dict[Any, Any] = {}  # request id -> the tracer's scope it was sent in (telemetry)
         self._flows: dict[str, int] = {}  # requestState relayed to the session -> restarts of its flow
+        self.settings = current()  # instrument("mcp", ...)'s options when the session opened
+        self._unreachable_since: float | None = None  # when the server stopped answering (breaker)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -161,6 +164,12 @@ class _Traffic:
             )
         annotations = _READ_ONLY if pending.method in _READ_ONLY_METHODS else None
         return ToolCall(server=self.server, annotations=annotations, attempt=attempt, owner=self, framework="mcp")
+
+    def _replay_safe(self, call: ToolCall, error: BaseException) -> bool:
+        """May a request lost in flight run again: a tool named in ``replay_safe_tools``, or the hooks say so."""
+        if call.tool is not None and call.tool in self.settings.replay_safe_tools:
+            return True
+        return decide(self.pm, "is_replay_safe", call=call, error=error) is True
 
     def _tell(self, hook: str, pending: _Pending, **kwargs: Any) -> None:
         """Call an observer hook about ``pending`` (a tracer sees it as that request's)."""
@@ -380,7 +389,7 @@ class _Traffic:
         exc = messages.sdk_error(error)
         if not flow_expired(exc):
             return False
-        if decide(self.pm, "is_replay_safe", call=self._call(pending, pending.resends + 1), error=exc) is not True:
+        if not self._replay_safe(self._call(pending, pending.resends + 1), exc):
             log.info("mcp_hooks: %s: a flow's requestState expired; not started again (not known safe)", self.server)
             return False
         log.info("mcp_hooks: %s: a flow's requestState expired (the server restarted); started again", self.server)
@@ -470,6 +479,7 @@ class _Traffic:
         """The server answered on a rebuilt link: the outage is over."""
         self.rebuilds += 1
         since, self._outage_since = self._outage_since, None
+        self._unreachable_since = None
         if self._breaker is not None:
             log.info("mcp_hooks: MCP server %s answers again; circuit breaker closed", self.server)
             self._breaker = None

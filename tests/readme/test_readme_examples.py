@@ -217,6 +217,20 @@ async def instrument_mcp_example(block: Any, request: pytest.FixtureRequest) -> 
     assert ran("echo") == 2
 
 
+async def instrument_options_example(block: Any, request: pytest.FixtureRequest) -> None:
+    from mcp_hooks.healing import settings
+
+    try:
+        await readme_blocks.run(block, {"mcp_hooks": mcp_hooks})
+        assert settings.current() == settings.HealSettings(
+            deadline=30.0, max_reconnects=3, breaker_after=60.0, replay_safe_tools=frozenset({"search"})
+        )
+        assert mcp_hooks.integrations()["mcp"].enabled
+    finally:
+        mcp_hooks.uninstrument("mcp")
+    assert settings.current() == settings.HealSettings()
+
+
 async def with_mcp_recovery_example(block: Any, request: pytest.FixtureRequest) -> None:
     srv: FaultServer = request.getfixturevalue("mcp_shared_fault_server")
     ran = srv.executions_from_now()
@@ -508,6 +522,7 @@ async def kit_example(block: Any, request: pytest.FixtureRequest) -> None:
 #: example -> (a fragment only its block contains, the function that runs it)
 EXAMPLES: dict[str, tuple[str, Callable[[Any, pytest.FixtureRequest], Awaitable[None]]]] = {
     "instrument-mcp": ('mcp_hooks.instrument("mcp")', instrument_mcp_example),
+    "instrument-mcp-options": ("breaker_after=60,", instrument_options_example),
     "connect": ('async with mcp_hooks.connect("', connect_example),
     "with_mcp_recovery": ("@with_mcp_recovery(", with_mcp_recovery_example),
     "attach": ("mcp_hooks.attach(", attach_example),

@@ -1,0 +1,67 @@
+"""The healing layer's options, ``instrument("mcp", deadline=..., max_reconnects=..., breaker_after=...,
+replay_safe_tools=...)``: the names and checks of ``connect()``'s own. Each relay reads them once, when
+its session opens (sessions already open keep theirs); ``uninstrument("mcp")`` puts the defaults back."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["NAMES", "HealSettings", "configure", "current", "reset"]
+
+#: The options ``instrument("mcp", ...)`` takes.
+NAMES = ("deadline", "max_reconnects", "breaker_after", "replay_safe_tools")
+_WHERE = "mcp_hooks.instrument('mcp')"
+
+
+@dataclasses.dataclass(frozen=True)
+class HealSettings:
+    """What a relay is bounded by; ``None`` is the relay's default (:data:`~.relay.HEAL_DEADLINE`,
+    :data:`~.relay.MAX_RESENDS`, a breaker threshold equal to the deadline)."""
+
+    #: seconds requests wait for a rebuild while the server cannot be reached, before they are answered
+    deadline: float | None = None
+    #: how often one request may be sent again after losses (each rebuild that loses it again counts)
+    max_reconnects: int | None = None
+    #: seconds the server must have been unreachable before requests fail at once (the ``open_circuit``
+    #: hook's ``threshold``); ``None`` with :attr:`breaker` on: the deadline
+    breaker_after: float | None = None
+    #: ``False``: ``breaker_after=None`` was given, the breaker is never asked to open
+    breaker: bool = True
+    #: tools always safe to send again after a loss in flight, whatever the hooks say
+    replay_safe_tools: frozenset[str] = frozenset()
+
+
+_current = [HealSettings()]
+
+
+def current() -> HealSettings:
+    return _current[0]
+
+
+def configure(options: Mapping[str, Any]) -> None:
+    """Check ``options`` (a bad one raises naming it, and nothing changes) and set them, over the ones set
+    before; the options not given keep their value."""
+    from ..options import build_policy, check_breaker_after
+
+    unknown = sorted(set(options) - set(NAMES))
+    if unknown:
+        raise TypeError(f"{_WHERE}: unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(NAMES)}")
+    policy = build_policy(_WHERE, {name: options[name] for name in NAMES[:2] + NAMES[3:] if name in options})
+    changes: dict[str, Any] = {}
+    if "deadline" in options:
+        changes["deadline"] = policy.deadline
+    if "max_reconnects" in options:
+        changes["max_reconnects"] = policy.max_reconnects
+    if "replay_safe_tools" in options:
+        changes["replay_safe_tools"] = policy.replay_safe_tools
+    if "breaker_after" in options:
+        after = check_breaker_after(_WHERE, options["breaker_after"])
+        changes["breaker_after"] = after
+        changes["breaker"] = after is not None
+    _current[0] = dataclasses.replace(_current[0], **changes)
+
+
+def reset() -> None:
+    _current[0] = HealSettings()
