@@ -25,6 +25,7 @@ class _Pending:
         "flow",
         "link",
         "lost",
+        "may_have_run",
         "message",
         "method",
         "request_id",
@@ -43,6 +44,7 @@ class _Pending:
         self.method = method
         self.link: _Link | None = None  # the link it was sent on, None while queued
         self.lost: Loss | None = None  # what happened to it on that link
+        self.may_have_run = False  # it was lost in flight once: the server may have run it
         self.resends = 0
         self.unreachable = False  # refused because the server could not be reached: not a failed replay
         self.since = time.monotonic()

@@ -22,6 +22,7 @@ __all__ = [
     "inner",
     "method_of",
     "notification",
+    "outcome",
     "request",
     "sdk_error",
     "with_id",
@@ -35,6 +36,17 @@ _exceptions: Any = importlib.import_module("mcp.shared.exceptions")
 #: The JSON-RPC code of an answer the relay makes up. -32603 (internal error) on purpose: the SDK's
 #: own "connection closed" (-32000) is what frameworks retry on, and a write must not be retried.
 UNCERTAIN_CODE = -32603
+
+
+def outcome(ran: bool | None, reason: str, **extra: Any) -> dict[str, Any]:
+    """The ``data`` of an error answer mcp-hooks makes up: ``{"mcp-hooks": {"outcome": ..., "reason": ...}}``.
+
+    ``outcome`` is ``"not-run"`` when the request surely never ran on the server (safe to send again) and
+    ``"uncertain"`` when it may have (``ran=None``). ``reason`` says why it was answered so:
+    ``"in-flight"`` (lost while the server had it), ``"max-reconnects"``, ``"unreachable"``,
+    ``"circuit-open"``, ``"credentials-refused"``, ``"crash-loop"``, ``"refused"`` (HTTP 429/503).
+    """
+    return {"mcp-hooks": {"outcome": "not-run" if ran is False else "uncertain", "reason": reason, **extra}}
 
 
 def inner(session_message: Any) -> Any:

@@ -165,6 +165,7 @@ class Relay(_Traffic):
                 await self._fail_waiting(
                     f"the server refused the credentials (HTTP {link.refused_credentials}) when the session "
                     "was rebuilt",
+                    "credentials-refused",
                     unreachable=False,
                 )
                 self._outage_since = None
@@ -174,14 +175,14 @@ class Relay(_Traffic):
             breaker = self._breaker
             if breaker is not None and not live:  # the one probe failed: fail fast again until the next
                 breaker.probe_failed()
-                await self._fail_waiting(breaker.describe(self.server), unreachable=False)
+                await self._fail_waiting(breaker.describe(self.server), "circuit-open", unreachable=False)
                 await self._until_wanted()
                 continue
             if failures:
                 await self._wait_before_retry(failures, since)
             failures += 1
             if time.monotonic() - since > self.deadline:
-                await self._fail_waiting(f"could not rebuild the session within {self.deadline:g} s")
+                await self._fail_waiting(f"could not rebuild the session within {self.deadline:g} s", "unreachable")
                 self._ask_breaker(since)
                 self._outage_since = None
                 failures = 0
@@ -226,6 +227,7 @@ class Relay(_Traffic):
                 pending.lost = loss
                 self._tell("on_tool_error", pending, error=_lost_error(loss, link.cause, pending.method))
             pending.link = None
+            pending.may_have_run = pending.may_have_run or loss is Loss.IN_FLIGHT
             error = link.evidence if loss is Loss.REJECTED and link.evidence is not None else None
             error = error or _lost_error(loss, link.cause or "the connection was lost", pending.method)
             call = self._call(pending, pending.resends + 1)
@@ -237,14 +239,13 @@ class Relay(_Traffic):
                     pending,
                     f"MCP session lost {lost} time{'s' if lost > 1 else ''} during this request; gave up "
                     f"(max_reconnects={self.max_resends})",
+                    messages.outcome(None if pending.may_have_run else False, "max-reconnects"),
                 )
                 continue
             if loss is Loss.IN_FLIGHT and not self._replay_safe(call, error):
                 uncertain = OutcomeUncertain(self.server, call.tool, link.cause)
                 self._tell("on_giveup", pending, error=uncertain)
-                await self._answer_error(
-                    pending, str(uncertain), {"mcp-hooks": {"loss": "in-flight", "outcome": "uncertain"}}
-                )
+                await self._answer_error(pending, str(uncertain), messages.outcome(None, "in-flight", loss="in-flight"))
                 continue
             if not pending.unreachable:
                 pending.resends += 1
@@ -327,13 +328,15 @@ class Relay(_Traffic):
         with anyio.move_on_after(max(0.0, wait - BACKOFF_INITIAL)):
             await self._wanted.wait()
 
-    async def _fail_waiting(self, why: str, *, unreachable: bool = True) -> None:
+    async def _fail_waiting(self, why: str, reason: str, *, unreachable: bool = True) -> None:
         said = f"MCP server {self.server} unreachable: {why}" if unreachable else f"MCP server {self.server}: {why}"
         for pending in list(self._pending.values()):
             if pending.link is None:
                 error = _lost_error(pending.lost or Loss.REJECTED, why, pending.method)
                 self._tell("on_giveup", pending, error=error)
-                await self._answer_error(pending, said)
+                await self._answer_error(
+                    pending, said, messages.outcome(None if pending.may_have_run else False, reason)
+                )
         self._rebuild_over(ConnectionError(said))
         log.debug("mcp_hooks: gave up rebuilding the session of %s: %s", self.server, why)
 
@@ -346,7 +349,8 @@ class Relay(_Traffic):
         self._rebuild_over(ConnectionError(self._dead_for_good))
         for pending in list(self._pending.values()):
             self._tell("on_giveup", pending, error=ConnectionError(self._dead_for_good))
-            await self._answer_error(pending, self._dead_for_good)
+            ran = None if pending.may_have_run or pending.link is not None else False
+            await self._answer_error(pending, self._dead_for_good, messages.outcome(ran, "crash-loop"))
 
 
 def tools_digest(tools: dict[str, Any]) -> str:

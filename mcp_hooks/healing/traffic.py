@@ -225,12 +225,24 @@ class _Traffic:
         if method is not None and request_id is not None:
             scope = self._scopes.pop(request_id, None) if self._scopes else None
             if self._dead_for_good is not None:
-                await self._to_session(messages.error_answer(request_id, messages.UNCERTAIN_CODE, self._dead_for_good))
+                await self._to_session(
+                    messages.error_answer(
+                        request_id,
+                        messages.UNCERTAIN_CODE,
+                        self._dead_for_good,
+                        messages.outcome(False, "crash-loop"),
+                    )
+                )
                 return
             breaker = self._breaker
             if breaker is not None and not breaker.admit():
                 await self._to_session(
-                    messages.error_answer(request_id, messages.UNCERTAIN_CODE, breaker.describe(self.server))
+                    messages.error_answer(
+                        request_id,
+                        messages.UNCERTAIN_CODE,
+                        breaker.describe(self.server),
+                        messages.outcome(False, "circuit-open"),
+                    )
                 )
                 return
             if method == "initialize":

@@ -181,7 +181,9 @@ def _refusal_answer(request: Any, server: str, status: int, retry_after: float |
     error = {
         "code": REFUSED_CODE,
         "message": message,
-        "data": {"mcp-hooks": {"status": status, "retry_after": retry_after}},
+        "data": {
+            "mcp-hooks": {"outcome": "not-run", "reason": "refused", "status": status, "retry_after": retry_after}
+        },
     }
     headers = {"content-type": "application/json"}
     issued = response.headers.get("mcp-session-id")

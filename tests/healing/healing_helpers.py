@@ -14,7 +14,17 @@ import mcp_hooks
 from mcp_hooks.healing.messages import MCP_MAJOR
 from mcp_hooks.testing.events import RecoveryEvents as Events
 
-__all__ = ["MCP_MAJOR", "Events", "alive", "error_text", "raw_session", "raw_stdio_session", "text", "wait_for"]
+__all__ = [
+    "MCP_MAJOR",
+    "Events",
+    "alive",
+    "error_text",
+    "outcome",
+    "raw_session",
+    "raw_stdio_session",
+    "text",
+    "wait_for",
+]
 
 # Bound before instrument() runs, as a framework module would: the healing must reach this name too.
 _STREAMABLE_HTTP_CLIENT = streamable_http_client
@@ -40,6 +50,13 @@ def error_text(error: BaseException) -> str:
     """The message of the SDK's error (``McpError`` / ``MCPError``) for a JSON-RPC error answer."""
     inner = getattr(error, "error", None)
     return str(getattr(inner, "message", None) or error)
+
+
+def outcome(error: BaseException) -> tuple[str, str] | None:
+    """``(outcome, reason)`` of an error answer mcp-hooks made up (its ``data["mcp-hooks"]``), else ``None``."""
+    data = getattr(getattr(error, "error", None), "data", None)
+    ours = data.get("mcp-hooks") if isinstance(data, dict) else None
+    return (ours["outcome"], ours["reason"]) if isinstance(ours, dict) else None
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0) -> bool:

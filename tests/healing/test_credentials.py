@@ -13,7 +13,7 @@ from typing import Any
 
 import mcp
 import pytest
-from healing_helpers import error_text, raw_session, text
+from healing_helpers import error_text, outcome, raw_session, text
 from mcp.client.streamable_http import streamable_http_client
 
 import mcp_hooks
@@ -73,6 +73,8 @@ async def test_a_401_to_the_new_handshake_is_an_auth_failure_at_once(
             assert isinstance(caught.value, CredentialsRefused), repr(caught.value)
         said = error_text(caught.value)
         assert "refused the credentials (HTTP 401)" in said, said
+        if how != "connect":
+            assert outcome(caught.value) == ("not-run", "credentials-refused")
         assert server.executions("incr") == before
         refused = server.health()["unauthorized"]
         assert refused <= 4, f"{refused} requests answered 401: retried in a loop"

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from healing_helpers import Events, error_text, raw_session, text
+from healing_helpers import Events, error_text, outcome, raw_session, text
 
 import mcp_hooks
 from mcp_hooks.healing import settings
@@ -71,6 +71,7 @@ async def test_deadline_bounds_the_wait_on_a_down_server(server: Any, heal_with:
             message = error_text(caught.value)
             assert "could not rebuild the session within 1 s" in message, message
             assert "unreachable since" not in message, message
+            assert outcome(caught.value) == ("not-run", "unreachable")
         server.start()
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "up"}), 20)).startswith("up")
 
@@ -82,16 +83,18 @@ async def test_breaker_after_counts_the_whole_outage(server: Any, heal_with: Any
     async with raw_session(server.url) as session:
         text(await session.call_tool("echo", {"text": "warm"}))
         server.kill()
-        messages = []
+        messages, outcomes = [], []
         for _ in range(12):
             with pytest.raises(Exception) as caught:
                 await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 8)
             messages.append(error_text(caught.value))
+            outcomes.append(outcome(caught.value))
             if "unreachable since" in messages[-1]:
                 break
         assert "could not rebuild the session within 0.5 s" in messages[0], messages
         assert "unreachable since" not in messages[0], messages
         assert "unreachable since" in messages[-1], messages
+        assert outcomes[0] == ("not-run", "unreachable") and outcomes[-1] == ("not-run", "circuit-open"), outcomes
 
 
 async def test_replay_safe_tools_replays_a_write_lost_in_flight(server: Any, heal_with: Any, events: Events) -> None:
@@ -121,6 +124,7 @@ async def test_max_reconnects_zero_answers_a_lost_request_and_heals_for_the_next
             await asyncio.wait_for(session.call_tool("echo", {"text": "refused"}), 20)
         message = error_text(caught.value)
         assert "lost 1 time during this request; gave up (max_reconnects=0)" in message, message
+        assert outcome(caught.value) == ("not-run", "max-reconnects")  # refused: it never ran
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "next"}), 20)).startswith("next")
     assert ran("echo") == 2  # warm and next: the refused one never ran
     assert [c.tool for c, _ in events.giveups] == ["echo"]

@@ -8,7 +8,7 @@ import signal
 from typing import Any
 
 import pytest
-from healing_helpers import MCP_MAJOR, Events, error_text, raw_session, text, wait_for
+from healing_helpers import MCP_MAJOR, Events, error_text, outcome, raw_session, text, wait_for
 
 from mcp_hooks.testing import STALE_STYLES
 
@@ -97,6 +97,7 @@ async def test_a_write_lost_in_flight_runs_once_and_says_uncertain(server: Any, 
         message = error_text(caught.value)
         assert message.startswith("outcome uncertain"), message
         assert "'incr'" in message and "check whether the action took effect" in message
+        assert outcome(caught.value) == ("uncertain", "in-flight")
         assert ran("incr") == 1
         # the session was healed for the next call
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "next"}), 20)).startswith("next")

@@ -13,7 +13,7 @@ from typing import Any
 
 import mcp
 import pytest
-from healing_helpers import Events, alive, error_text, raw_stdio_session, text, wait_for
+from healing_helpers import Events, alive, error_text, outcome, raw_stdio_session, text, wait_for
 
 pytestmark = [pytest.mark.usefixtures("healing"), pytest.mark.timeout(90)]
 
@@ -91,4 +91,6 @@ async def test_a_crash_loop_is_given_up_with_one_clear_error(
         with pytest.raises(Exception) as again:
             await asyncio.wait_for(session.call_tool("echo", {"text": "c"}), 5)
         assert error_text(again.value) == message
+        assert outcome(again.value) == ("not-run", "crash-loop")
+        assert outcome(caught.value) is not None and outcome(caught.value)[1] == "crash-loop"  # type: ignore[index]
         assert loop.time() - started < 2

@@ -66,6 +66,9 @@ async def test_a_retry_after_longer_than_the_cap_is_not_waited_out(server: Any, 
         assert "429" in str(caught.value) or "429" in repr(getattr(caught.value, "error", "")), repr(caught.value)
         assert server.executions("incr") == before
         assert server.health()["throttled"] == 1
+        if how == "healed":
+            data = getattr(getattr(caught.value, "error", None), "data", None)
+            assert data["mcp-hooks"]["outcome"] == "not-run" and data["mcp-hooks"]["reason"] == "refused", data
         # the session is not lost: the next call answers
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "next"}), 20)).startswith("next")
 

@@ -155,7 +155,8 @@ def _is_uncertain(error: BaseException) -> bool:
     if isinstance(error, OutcomeUncertain):
         return True
     data = getattr(getattr(error, "error", None), "data", None)
-    return isinstance(data, Mapping) and isinstance(data.get("mcp-hooks"), Mapping)
+    ours = data.get("mcp-hooks") if isinstance(data, Mapping) else None
+    return isinstance(ours, Mapping) and ours.get("outcome") == "uncertain"
 
 
 class OtelTracer:

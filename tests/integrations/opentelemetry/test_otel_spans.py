@@ -127,6 +127,21 @@ async def test_a_write_lost_in_flight_shows_the_uncertain_outcome(server: Any, o
     assert otel.total("mcp_hooks.uncertain") == 1 and otel.total("mcp_hooks.replays") == 0
 
 
+@pytest.mark.usefixtures("healing")
+async def test_a_refused_request_is_an_error_not_an_uncertain_outcome(server: Any, otel: Telemetry) -> None:
+    """A 429 not sent again is answered with mcp-hooks' own error, which says the request did not run: the
+    span shows the error, not the uncertain outcome of a request lost in flight."""
+    async with raw_session(server.url) as session:
+        text(await session.call_tool("echo", {"text": "warm"}))
+        server.throttle(429, retry_after=120)
+        with pytest.raises(Exception, match="429"):
+            await asyncio.wait_for(session.call_tool("incr", {}), 20)
+    (span,) = otel.calls("tools/call incr")
+    assert span.attributes["error.type"] == "-32029"
+    assert span.attributes.get("mcp_hooks.recovery") != "uncertain", dict(span.attributes)
+    assert otel.total("mcp_hooks.uncertain") == 0
+
+
 async def test_connect_keeps_every_attempt_of_a_call_in_one_span(server: Any, otel: Telemetry) -> None:
     async with mcp_hooks.connect(server.url, heal=False, **SESSIONS) as session:
         await session.call_tool("echo", {"text": "warm"})
