@@ -7,10 +7,13 @@ integrations on, and runs the ``sitecustomize`` it shadows, if there is one. Wha
 
 from __future__ import annotations
 
-__all__ = ["ENV_INTEGRATIONS", "enabled", "ran"]
+__all__ = ["ENV_HEALING_OPTIONS", "ENV_INTEGRATIONS", "enabled", "ran"]
 
 #: The integrations ``mcp-hooks run --only`` asked for, comma-separated (absent: every installed one).
 ENV_INTEGRATIONS = "MCP_HOOKS_RUN_INTEGRATIONS"
+#: The healing layer's options ``mcp-hooks run`` was given (``--deadline`` ...), as a JSON object of
+#: ``instrument("mcp", ...)`` keywords (absent: the defaults).
+ENV_HEALING_OPTIONS = "MCP_HOOKS_RUN_HEALING_OPTIONS"
 
 #: ``True`` once the start-up hook has run in this process.
 ran = False

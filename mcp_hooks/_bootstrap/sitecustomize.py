@@ -7,6 +7,7 @@ It never breaks the program: whatever goes wrong is logged once, at WARNING, and
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import sys
@@ -15,13 +16,17 @@ _log = logging.getLogger("mcp_hooks")
 
 
 def _instrument() -> None:
-    """Every installed integration, or those named in ``MCP_HOOKS_RUN_INTEGRATIONS``."""
+    """Every installed integration, or those named in ``MCP_HOOKS_RUN_INTEGRATIONS``; the healing layer
+    with the options in ``MCP_HOOKS_RUN_HEALING_OPTIONS``."""
     import mcp_hooks
     from mcp_hooks import _bootstrap
 
     if _bootstrap.ran:
         return
     _bootstrap.ran = True
+    options = json.loads(os.environ.get(_bootstrap.ENV_HEALING_OPTIONS) or "{}")
+    if options:
+        mcp_hooks.integrations()["mcp"].configure(**options)
     wanted = [name.strip() for name in os.environ.get(_bootstrap.ENV_INTEGRATIONS, "").split(",") if name.strip()]
     if not wanted:
         _bootstrap.enabled = mcp_hooks.instrument()

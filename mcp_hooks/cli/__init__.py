@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--only", action="append", metavar="NAME[,NAME]", help="turn on just these integrations (default: all)"
     )
+    run.add_argument("--deadline", metavar="S", help="seconds calls wait for a rebuild of a down server (15)")
+    run.add_argument("--max-reconnects", metavar="N", help="times one call may be sent again after losses (3)")
+    run.add_argument(
+        "--breaker-after", metavar="S|never", help="seconds unreachable before calls fail at once (the deadline)"
+    )
+    run.add_argument(
+        "--replay-safe-tools", action="append", metavar="NAME[,NAME]", help="tools replayed after a loss in flight"
+    )
     run.add_argument("program", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]")
     run.set_defaults(func=cmd_run)
     return parser

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from .._bootstrap import ENV_INTEGRATIONS
+from .._bootstrap import ENV_HEALING_OPTIONS, ENV_INTEGRATIONS
 from .output import EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, CliError
 
 #: The directory whose ``sitecustomize`` turns the integrations on as the program's interpreter starts.
 BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_bootstrap")
 _INTEGRATION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-RUN_USAGE = "mcp-hooks run [--only NAME[,NAME]] -- COMMAND [ARGS...]"
+RUN_USAGE = (
+    "mcp-hooks run [--only NAME[,NAME]] [--deadline S] [--max-reconnects N] [--breaker-after S|never] "
+    "[--replay-safe-tools NAME[,NAME]] -- COMMAND [ARGS...]"
+)
 
 
 def _only_names(values: Sequence[str] | None) -> list[str] | None:
@@ -30,9 +35,45 @@ def _only_names(values: Sequence[str] | None) -> list[str] | None:
     return list(dict.fromkeys(names))
 
 
-def run_environment(only: Sequence[str] | None, environ: dict[str, str]) -> dict[str, str]:
+def _number(flag: str, value: str, kind: type[Any]) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise CliError(
+            f"{flag}: {value!r} is not {'a whole number' if kind is int else 'a number of seconds'}"
+        ) from None
+
+
+def healing_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``instrument("mcp", ...)``'s options from ``--deadline`` and the rest, checked as ``instrument`` checks
+    them (a bad one is a usage error naming it)."""
+    from ..healing import settings
+
+    options: dict[str, Any] = {}
+    if args.deadline is not None:
+        options["deadline"] = _number("--deadline", args.deadline, float)
+    if args.max_reconnects is not None:
+        options["max_reconnects"] = _number("--max-reconnects", args.max_reconnects, int)
+    if args.breaker_after is not None:
+        never = args.breaker_after.strip().lower() in ("never", "none", "off")
+        options["breaker_after"] = None if never else _number("--breaker-after", args.breaker_after, float)
+    if args.replay_safe_tools is not None:
+        options["replay_safe_tools"] = [n.strip() for v in args.replay_safe_tools for n in v.split(",") if n.strip()]
+    try:
+        settings.check(options, "mcp-hooks run")
+    except (TypeError, ValueError) as exc:
+        said = str(exc).removeprefix("mcp-hooks run: ")
+        for name in settings.NAMES:
+            said = said.replace(f"option {name!r}", "--" + name.replace("_", "-"))
+        raise CliError(said) from None
+    return options
+
+
+def run_environment(
+    only: Sequence[str] | None, environ: dict[str, str], healing: dict[str, Any] | None = None
+) -> dict[str, str]:
     """The program's environment: the start-up hook first on ``PYTHONPATH`` (the rest kept as it was),
-    and the integrations it is to turn on."""
+    the integrations it is to turn on, and the healing layer's options."""
     env = dict(environ)
     current = env.get("PYTHONPATH", "")
     kept = [entry for entry in current.split(os.pathsep) if os.path.abspath(entry) != BOOTSTRAP_DIR] if current else []
@@ -41,6 +82,10 @@ def run_environment(only: Sequence[str] | None, environ: dict[str, str]) -> dict
         env.pop(ENV_INTEGRATIONS, None)
     else:
         env[ENV_INTEGRATIONS] = ",".join(only)
+    if healing:
+        env[ENV_HEALING_OPTIONS] = json.dumps(healing)
+    else:
+        env.pop(ENV_HEALING_OPTIONS, None)
     return env
 
 
@@ -50,7 +95,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise CliError(f"no command to run; usage: {RUN_USAGE}")
-    env = run_environment(_only_names(args.only), dict(os.environ))
+    only = _only_names(args.only)
+    healing = healing_options(args)
+    if healing and only is not None and "mcp" not in only:
+        raise CliError(
+            "--deadline, --max-reconnects, --breaker-after and --replay-safe-tools are the healing "
+            "layer's: add mcp to --only"
+        )
+    env = run_environment(only, dict(os.environ), healing)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

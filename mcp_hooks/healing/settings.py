@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["NAMES", "HealSettings", "configure", "current", "reset"]
+__all__ = ["NAMES", "HealSettings", "check", "configure", "current", "reset"]
 
 #: The options ``instrument("mcp", ...)`` takes.
 NAMES = ("deadline", "max_reconnects", "breaker_after", "replay_safe_tools")
@@ -43,12 +43,17 @@ def current() -> HealSettings:
 def configure(options: Mapping[str, Any]) -> None:
     """Check ``options`` (a bad one raises naming it, and nothing changes) and set them, over the ones set
     before; the options not given keep their value."""
+    _current[0] = dataclasses.replace(_current[0], **check(options))
+
+
+def check(options: Mapping[str, Any], where: str = _WHERE) -> dict[str, Any]:
+    """The :class:`HealSettings` fields ``options`` set; a bad option raises naming it."""
     from ..options import build_policy, check_breaker_after
 
     unknown = sorted(set(options) - set(NAMES))
     if unknown:
-        raise TypeError(f"{_WHERE}: unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(NAMES)}")
-    policy = build_policy(_WHERE, {name: options[name] for name in NAMES[:2] + NAMES[3:] if name in options})
+        raise TypeError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(NAMES)}")
+    policy = build_policy(where, {name: options[name] for name in NAMES[:2] + NAMES[3:] if name in options})
     changes: dict[str, Any] = {}
     if "deadline" in options:
         changes["deadline"] = policy.deadline
@@ -57,10 +62,10 @@ def configure(options: Mapping[str, Any]) -> None:
     if "replay_safe_tools" in options:
         changes["replay_safe_tools"] = policy.replay_safe_tools
     if "breaker_after" in options:
-        after = check_breaker_after(_WHERE, options["breaker_after"])
+        after = check_breaker_after(where, options["breaker_after"])
         changes["breaker_after"] = after
         changes["breaker"] = after is not None
-    _current[0] = dataclasses.replace(_current[0], **changes)
+    return changes
 
 
 def reset() -> None:

@@ -168,6 +168,61 @@ def test_a_command_not_found_exits_127() -> None:
     assert done.stderr.strip() == "mcp-hooks run: mcp-hooks-test-no-such-command: command not found"
 
 
+HEALING_SCRIPT = """\
+import dataclasses, json
+import mcp_hooks
+from mcp_hooks.healing import settings
+found = mcp_hooks.integrations()
+print(json.dumps({
+    "enabled": found["mcp"].enabled,
+    "settings": {k: sorted(v) if isinstance(v, frozenset) else v
+                 for k, v in dataclasses.asdict(settings.current()).items()},
+}))
+"""
+
+
+@pytest.mark.parametrize("only", [None, "mcp"])
+def test_run_gives_the_healing_layer_its_options(tmp_path: Path, only: str | None) -> None:
+    path = tmp_path / "healing.py"
+    path.write_text(HEALING_SCRIPT)
+    flags = ["--deadline", "30", "--max-reconnects", "1", "--breaker-after", "never", "--replay-safe-tools", "a,b"]
+    flags += ["--replay-safe-tools", "c", *(["--only", only] if only else [])]
+    done = run(*flags, "--", sys.executable, str(path))
+    assert done.returncode == 0, done.stderr
+    report = _report(done)
+    assert report["enabled"] is True
+    assert report["settings"] == {
+        "deadline": 30.0,
+        "max_reconnects": 1,
+        "breaker_after": None,
+        "breaker": False,
+        "replay_safe_tools": ["a", "b", "c"],
+    }
+    # without the flags, the defaults
+    done = run("--", sys.executable, str(path))
+    assert done.returncode == 0, done.stderr
+    assert _report(done)["settings"]["deadline"] is None and _report(done)["settings"]["breaker"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--deadline", "-3"], "--deadline"),
+        (["--deadline", "soon"], "--deadline"),
+        (["--max-reconnects", "1.5"], "--max-reconnects"),
+        (["--max-reconnects", "-1"], "--max-reconnects"),
+        (["--breaker-after", "0"], "--breaker-after"),
+        (["--only", "fastmcp", "--deadline", "3"], "add mcp to --only"),
+    ],
+)
+def test_a_bad_healing_option_is_a_usage_error_naming_it(args: list[str], named: str) -> None:
+    done = run(*args, "--", sys.executable, "-c", "print('ran')")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stdout == ""  # the program never ran
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcp-hooks run: ") and named in lines[0], done.stderr
+
+
 def test_the_environment_puts_the_hook_first_and_keeps_the_rest() -> None:
     sep = os.pathsep
     env = run_environment(None, {"PYTHONPATH": f"/a{sep}{BOOTSTRAP_DIR}{sep}/b", ENV_INTEGRATIONS: "x", "HOME": "/h"})
