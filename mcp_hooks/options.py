@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
 
+from . import checks
 from .calls import ToolCall
 from .engine import DEFAULT_DEADLINE, DEFAULT_MAX_RECONNECTS, RecoveryPolicy
 
@@ -50,26 +50,9 @@ def build_policy(where: str, options: Mapping[str, Any]) -> RecoveryPolicy:
     framework = options.get("framework", "mcp")
     if not isinstance(framework, str) or not framework:
         raise TypeError(f"{where}: option 'framework' must be a non-empty string, got {framework!r}")
-    max_reconnects = options.get("max_reconnects", DEFAULT_MAX_RECONNECTS)
-    if isinstance(max_reconnects, bool) or not isinstance(max_reconnects, int):
-        raise TypeError(f"{where}: option 'max_reconnects' must be an int, got {max_reconnects!r}")
-    if max_reconnects < 0:
-        raise ValueError(f"{where}: option 'max_reconnects' must be 0 or more, got {max_reconnects}")
-    deadline = options.get("deadline", DEFAULT_DEADLINE)
-    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
-        raise TypeError(f"{where}: option 'deadline' must be a number of seconds, got {deadline!r}")
-    if not math.isfinite(deadline) or deadline <= 0:
-        raise ValueError(f"{where}: option 'deadline' must be a positive, finite number of seconds, got {deadline}")
-    replay_safe = options.get("replay_safe_tools", ())
-    if isinstance(replay_safe, (str, bytes)) or not isinstance(replay_safe, Iterable):
-        raise TypeError(
-            f"{where}: option 'replay_safe_tools' must be a collection of tool names (not a single string), "
-            f"got {replay_safe!r}"
-        )
-    names = frozenset(replay_safe)
-    bad = [n for n in names if not isinstance(n, str)]
-    if bad:
-        raise TypeError(f"{where}: option 'replay_safe_tools' must hold tool names (str), got {bad!r}")
+    max_reconnects = checks.max_reconnects(where, options.get("max_reconnects", DEFAULT_MAX_RECONNECTS))
+    deadline = checks.deadline(where, options.get("deadline", DEFAULT_DEADLINE))
+    names = checks.tool_names(where, options.get("replay_safe_tools", ()))
     pm = options.get("plugin_manager")
     if pm is not None and not isinstance(pm, pluggy.PluginManager):
         raise TypeError(f"{where}: option 'plugin_manager' must be a pluggy.PluginManager, got {pm!r}")
@@ -77,18 +60,11 @@ def build_policy(where: str, options: Mapping[str, Any]) -> RecoveryPolicy:
         server=server,
         framework=framework,
         max_reconnects=max_reconnects,
-        deadline=float(deadline),
+        deadline=deadline,
         replay_safe_tools=names,
         reconnect=reconnect,
         plugin_manager=pm,
     )
-
-
-def check_breaker_after(where: str, value: Any) -> float | None:
-    """``breaker_after``: a positive number of seconds, or ``None`` (the breaker never opens)."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-        raise ValueError(f"{where}: option 'breaker_after' must be a positive number of seconds or None, got {value!r}")
-    return None if value is None else float(value)
 
 
 class CallDescriber:

@@ -91,9 +91,10 @@ async def connect(
         raise ValueError("connect: option 'mode' needs mcp 2.x (mcp 1.x always uses the initialize handshake)")
     if keepalive is not None and (isinstance(keepalive, bool) or not keepalive > 0):
         raise ValueError(f"connect: option 'keepalive' must be a positive number of seconds, got {keepalive!r}")
-    from ..options import build_policy, check_breaker_after
+    from .. import checks
+    from ..options import build_policy
 
-    check_breaker_after("connect", breaker_after)
+    checks.breaker_after("connect", breaker_after)
     if call_timeout is not None:
         _check_call_timeout("connect", call_timeout)
 

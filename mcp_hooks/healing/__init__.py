@@ -3,7 +3,8 @@
 - :mod:`.relay`: the relay between an SDK session and its transport, which rebuilds the transport
   beneath the session (the owner task, what the session set up, replay decided by the hooks);
   :mod:`.link` what it tracks (one generation of the transport, each request not answered yet);
-  :mod:`.breaker` its circuit breaker; :mod:`.streams` what a patched transport yields (the healed streams);
+  :mod:`.breaker` its circuit breaker; :mod:`.settings` its options (``instrument("mcp", deadline=...)``);
+  :mod:`.streams` what a patched transport yields (the healed streams);
 - :mod:`.watch`: what the HTTP layer sees of a session (404 to a session-bearing request, a broken
   answer stream, the standing stream ending);
 - :mod:`.messages`: JSON-RPC messages as the installed SDK major spells them;

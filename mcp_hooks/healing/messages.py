@@ -38,15 +38,15 @@ _exceptions: Any = importlib.import_module("mcp.shared.exceptions")
 UNCERTAIN_CODE = -32603
 
 
-def outcome(ran: bool | None, reason: str, **extra: Any) -> dict[str, Any]:
+def outcome(may_have_run: bool, reason: str, **extra: Any) -> dict[str, Any]:
     """The ``data`` of an error answer mcp-hooks makes up: ``{"mcp-hooks": {"outcome": ..., "reason": ...}}``.
 
-    ``outcome`` is ``"not-run"`` when the request surely never ran on the server (safe to send again) and
-    ``"uncertain"`` when it may have (``ran=None``). ``reason`` says why it was answered so:
+    ``outcome`` is ``"uncertain"`` when the request may have run on the server, else ``"not-run"`` (it
+    surely never ran: safe to send again). ``reason`` says why it was answered so:
     ``"in-flight"`` (lost while the server had it), ``"max-reconnects"``, ``"unreachable"``,
     ``"circuit-open"``, ``"credentials-refused"``, ``"crash-loop"``, ``"refused"`` (HTTP 429/503).
     """
-    return {"mcp-hooks": {"outcome": "not-run" if ran is False else "uncertain", "reason": reason, **extra}}
+    return {"mcp-hooks": {"outcome": "uncertain" if may_have_run else "not-run", "reason": reason, **extra}}
 
 
 def inner(session_message: Any) -> Any:

@@ -239,13 +239,13 @@ class Relay(_Traffic):
                     pending,
                     f"MCP session lost {lost} time{'s' if lost > 1 else ''} during this request; gave up "
                     f"(max_reconnects={self.max_resends})",
-                    messages.outcome(None if pending.may_have_run else False, "max-reconnects"),
+                    messages.outcome(pending.may_have_run, "max-reconnects"),
                 )
                 continue
             if loss is Loss.IN_FLIGHT and not self._replay_safe(call, error):
                 uncertain = OutcomeUncertain(self.server, call.tool, link.cause)
                 self._tell("on_giveup", pending, error=uncertain)
-                await self._answer_error(pending, str(uncertain), messages.outcome(None, "in-flight", loss="in-flight"))
+                await self._answer_error(pending, str(uncertain), messages.outcome(True, "in-flight", loss="in-flight"))
                 continue
             if not pending.unreachable:
                 pending.resends += 1
@@ -334,9 +334,7 @@ class Relay(_Traffic):
             if pending.link is None:
                 error = _lost_error(pending.lost or Loss.REJECTED, why, pending.method)
                 self._tell("on_giveup", pending, error=error)
-                await self._answer_error(
-                    pending, said, messages.outcome(None if pending.may_have_run else False, reason)
-                )
+                await self._answer_error(pending, said, messages.outcome(pending.may_have_run, reason))
         self._rebuild_over(ConnectionError(said))
         log.debug("mcp_hooks: gave up rebuilding the session of %s: %s", self.server, why)
 
@@ -349,8 +347,8 @@ class Relay(_Traffic):
         self._rebuild_over(ConnectionError(self._dead_for_good))
         for pending in list(self._pending.values()):
             self._tell("on_giveup", pending, error=ConnectionError(self._dead_for_good))
-            ran = None if pending.may_have_run or pending.link is not None else False
-            await self._answer_error(pending, self._dead_for_good, messages.outcome(ran, "crash-loop"))
+            may_have_run = pending.may_have_run or pending.link is not None
+            await self._answer_error(pending, self._dead_for_good, messages.outcome(may_have_run, "crash-loop"))
 
 
 def tools_digest(tools: dict[str, Any]) -> str:

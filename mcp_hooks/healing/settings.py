@@ -8,6 +8,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .. import checks
+
 __all__ = ["NAMES", "HealSettings", "check", "configure", "current", "reset"]
 
 #: The options ``instrument("mcp", ...)`` takes.
@@ -48,21 +50,18 @@ def configure(options: Mapping[str, Any]) -> None:
 
 def check(options: Mapping[str, Any], where: str = _WHERE) -> dict[str, Any]:
     """The :class:`HealSettings` fields ``options`` set; a bad option raises naming it."""
-    from ..options import build_policy, check_breaker_after
-
     unknown = sorted(set(options) - set(NAMES))
     if unknown:
         raise TypeError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))}; known: {', '.join(NAMES)}")
-    policy = build_policy(where, {name: options[name] for name in NAMES[:2] + NAMES[3:] if name in options})
     changes: dict[str, Any] = {}
     if "deadline" in options:
-        changes["deadline"] = policy.deadline
+        changes["deadline"] = checks.deadline(where, options["deadline"])
     if "max_reconnects" in options:
-        changes["max_reconnects"] = policy.max_reconnects
+        changes["max_reconnects"] = checks.max_reconnects(where, options["max_reconnects"])
     if "replay_safe_tools" in options:
-        changes["replay_safe_tools"] = policy.replay_safe_tools
+        changes["replay_safe_tools"] = checks.tool_names(where, options["replay_safe_tools"])
     if "breaker_after" in options:
-        after = check_breaker_after(where, options["breaker_after"])
+        after = checks.breaker_after(where, options["breaker_after"])
         changes["breaker_after"] = after
         changes["breaker"] = after is not None
     return changes

@@ -88,9 +88,15 @@ def test_the_healing_layer_knows_no_caller_above_it(healing: str) -> None:
         "mcp_hooks.engine",
         "mcp_hooks.connection",
         "mcp_hooks.attach",
+        "mcp_hooks.options",
         "mcp_hooks.cli",
     ):
         assert not _touches(MODULES[healing], above), f"{healing} imports {above}"
+
+
+def test_the_option_checks_depend_on_nothing() -> None:
+    """Every entry point checks its options with them, the healing layer included."""
+    assert _ours(MODULES["mcp_hooks.checks"]) == set()
 
 
 @pytest.mark.parametrize("core", [m for m in MODULES if not m.startswith("mcp_hooks.testing") and not _in_cli(m)])

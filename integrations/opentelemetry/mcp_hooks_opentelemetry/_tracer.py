@@ -151,12 +151,16 @@ def _error_type(error: BaseException) -> str:
     return type(error).__qualname__
 
 
-def _is_uncertain(error: BaseException) -> bool:
-    if isinstance(error, OutcomeUncertain):
-        return True
+def _made_up(error: BaseException) -> Mapping[str, Any]:
+    """What an error answer made up by mcp-hooks' healing layer says of the request (its
+    ``data["mcp-hooks"]``: ``outcome``, ``reason``), or nothing."""
     data = getattr(getattr(error, "error", None), "data", None)
     ours = data.get("mcp-hooks") if isinstance(data, Mapping) else None
-    return isinstance(ours, Mapping) and ours.get("outcome") == "uncertain"
+    return ours if isinstance(ours, Mapping) else {}
+
+
+def _is_uncertain(error: BaseException) -> bool:
+    return isinstance(error, OutcomeUncertain) or _made_up(error).get("outcome") == "uncertain"
 
 
 class OtelTracer:
@@ -293,6 +297,10 @@ class OtelTracer:
             if scope.error_type.lstrip("-").isdigit():
                 ending["rpc.response.status_code"] = scope.error_type
             span.set_status(Status(StatusCode.ERROR, _redact.text(error) if error is not None else scope.error_type))
+            made_up = _made_up(error) if error is not None else {}
+            for key in ("outcome", "reason"):
+                if isinstance(made_up.get(key), str):
+                    ending[f"mcp_hooks.{key}"] = made_up[key]
             if error is not None:
                 span.add_event(
                     "exception",

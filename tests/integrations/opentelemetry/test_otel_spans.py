@@ -120,6 +120,7 @@ async def test_a_write_lost_in_flight_shows_the_uncertain_outcome(server: Any, o
     assert "mcp_hooks.replayed" not in names
     assert span.events[names.index("mcp_hooks.session_lost")].attributes["mcp_hooks.loss"] == "in-flight"
     assert span.attributes["mcp_hooks.recovery"] == "uncertain"
+    assert span.attributes["mcp_hooks.outcome"] == "uncertain" and span.attributes["mcp_hooks.reason"] == "in-flight"
     assert span.attributes["mcp_hooks.replayed"] is False
     assert span.attributes["error.type"] == "-32603"
     assert span.attributes["rpc.response.status_code"] == "-32603"
@@ -139,6 +140,7 @@ async def test_a_refused_request_is_an_error_not_an_uncertain_outcome(server: An
     (span,) = otel.calls("tools/call incr")
     assert span.attributes["error.type"] == "-32029"
     assert span.attributes.get("mcp_hooks.recovery") != "uncertain", dict(span.attributes)
+    assert span.attributes["mcp_hooks.outcome"] == "not-run" and span.attributes["mcp_hooks.reason"] == "refused"
     assert otel.total("mcp_hooks.uncertain") == 0
 
 
