@@ -47,25 +47,23 @@ def _number(flag: str, value: str, kind: type[Any]) -> Any:
 def healing_options(args: argparse.Namespace) -> dict[str, Any]:
     """``instrument("mcp", ...)``'s options from ``--deadline`` and the rest, checked as ``instrument`` checks
     them (a bad one is a usage error naming it)."""
-    from ..healing import settings
+    from .. import checks
 
     options: dict[str, Any] = {}
-    if args.deadline is not None:
-        options["deadline"] = _number("--deadline", args.deadline, float)
-    if args.max_reconnects is not None:
-        options["max_reconnects"] = _number("--max-reconnects", args.max_reconnects, int)
-    if args.breaker_after is not None:
-        never = args.breaker_after.strip().lower() in ("never", "none", "off")
-        options["breaker_after"] = None if never else _number("--breaker-after", args.breaker_after, float)
+    try:
+        if args.deadline is not None:
+            options["deadline"] = checks.deadline("", _number("--deadline", args.deadline, float), "--deadline")
+        if args.max_reconnects is not None:
+            value = _number("--max-reconnects", args.max_reconnects, int)
+            options["max_reconnects"] = checks.max_reconnects("", value, "--max-reconnects")
+        if args.breaker_after is not None:
+            never = args.breaker_after.strip().lower() in ("never", "none", "off")
+            value = None if never else _number("--breaker-after", args.breaker_after, float)
+            options["breaker_after"] = checks.breaker_after("", value, "--breaker-after")
+    except (TypeError, ValueError) as exc:
+        raise CliError(str(exc).removeprefix(": ")) from None
     if args.replay_safe_tools is not None:
         options["replay_safe_tools"] = [n.strip() for v in args.replay_safe_tools for n in v.split(",") if n.strip()]
-    try:
-        settings.check(options, "mcp-hooks run")
-    except (TypeError, ValueError) as exc:
-        said = str(exc).removeprefix("mcp-hooks run: ")
-        for name in settings.NAMES:
-            said = said.replace(f"option {name!r}", "--" + name.replace("_", "-"))
-        raise CliError(said) from None
     return options
 
 
