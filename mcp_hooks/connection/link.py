@@ -116,5 +116,5 @@ class _Link:
     def standing_stream_ended(self) -> None:
         self.owner._standing_stream_ended(self)
 
-    def credentials_refused(self, status: int) -> None:
+    def credentials_refused(self, status: int, request_id: Any = None) -> None:
         self.refused_credentials = status  # a new session's handshake: opening it fails as CredentialsRefused

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-#: Circuit breaker: once a rebuild has failed for ``HEAL_DEADLINE`` (the server unreachable or failing) and
-#: the ``open_circuit`` hook agrees, requests are answered at once with an error until the next probe, one
-#: rebuild attempt made by the first request after this many seconds, doubled after each failed probe up
-#: to ``BREAKER_PROBE_MAX``.
+#: Circuit breaker: once the server has been unreachable (or failing to rebuild) for ``breaker_after`` (by
+#: default the rebuild deadline, ``HEAL_DEADLINE``) and the ``open_circuit`` hook agrees, requests are
+#: answered at once with an error until the next probe, one rebuild attempt made by the first request
+#: after this many seconds, doubled after each failed probe up to ``BREAKER_PROBE_MAX``.
 #: Session loss alone never opens it: only a server that cannot be reached or rebuilt.
 BREAKER_PROBE_INITIAL = 1.0
 BREAKER_PROBE_MAX = 10.0

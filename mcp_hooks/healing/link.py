@@ -98,9 +98,10 @@ class _Link:
     def standing_stream_ended(self) -> None:
         self.relay._suspect(self)
 
-    def credentials_refused(self, status: int) -> None:
+    def credentials_refused(self, status: int, request_id: Any = None) -> None:
         self.refused_credentials = status
-        self.give_up(f"the server refused the credentials (HTTP {status})")
+        cause = f"the server refused the credentials (HTTP {status})"
+        self.relay._lost_on(self, request_id, Loss.REJECTED, cause)  # it did not run
 
     def give_up(self, cause: str, evidence: BaseException | None = None) -> None:
         if not self.gone:

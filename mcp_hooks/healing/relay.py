@@ -152,19 +152,21 @@ class Relay(_Traffic):
             if new_outage:
                 self._outage_since = now
                 failures = 0
-            if live:
-                await self._settle(link, announce=new_outage)
+            refused = link.refused_credentials
+            if live:  # (an auth failure is not a lost session: no rebuild is announced)
+                await self._settle(link, announce=new_outage and refused is None)
             short_lives = short_lives + 1 if now - link.opened_at < SHORT_LIFE else 0
             if self.kind == "stdio" and short_lives >= CRASH_LOOP_LIMIT:
                 await self._give_up_for_good(short_lives)
                 return
             since = self._outage_since or now
-            if link.refused_credentials is not None and not live:
-                # An auth failure, not an outage: the waiting requests are told at once, no breaker; the
-                # next request tries again (the credentials may have been refreshed meanwhile).
+            if refused is not None:
+                # An auth failure, not an outage: the waiting requests (the refused one among them: it
+                # did not run) are told at once, no breaker; the next request tries again (the
+                # credentials may have been refreshed meanwhile).
                 await self._fail_waiting(
-                    f"the server refused the credentials (HTTP {link.refused_credentials}) when the session "
-                    "was rebuilt",
+                    f"the server refused the credentials (HTTP {refused}) when the session was "
+                    + ("rebuilt" if link.generation else "opened"),
                     "credentials-refused",
                     unreachable=False,
                 )
@@ -181,6 +183,14 @@ class Relay(_Traffic):
             if failures:
                 await self._wait_before_retry(failures, since)
             failures += 1
+            opened = self._ask_breaker(since) if self._breaker_due(since) == 0 else None
+            if opened is not None:
+                # unreachable for breaker_after, within a deadline: the waiting requests fail at once
+                await self._fail_waiting(opened.describe(self.server), "circuit-open", unreachable=False)
+                self._outage_since = None
+                failures = 0
+                await self._until_wanted()
+                continue
             if time.monotonic() - since > self.deadline:
                 await self._fail_waiting(f"could not rebuild the session within {self.deadline:g} s", "unreachable")
                 self._ask_breaker(since)
@@ -188,17 +198,28 @@ class Relay(_Traffic):
                 failures = 0
                 await self._until_wanted()
 
-    def _ask_breaker(self, since: float) -> None:
-        """The server could not be reached for a whole deadline: ask ``open_circuit`` (the built-in plugin
-        opens it once the server has been unreachable for ``breaker_after``; a plugin may veto it)."""
+    def _breaker_due(self, since: float) -> float | None:
+        """Seconds until the server has been unreachable for ``breaker_after``, when that is shorter than
+        the deadline (``None``: no breaker, or one asked only once a deadline has passed)."""
+        threshold = self.breaker_after
+        if threshold is None or threshold >= self.deadline:
+            return None
+        return max(0.0, threshold - (time.monotonic() - (self._unreachable_since or since)))
+
+    def _ask_breaker(self, since: float) -> _Breaker | None:
+        """The server could not be reached for a whole deadline, or for ``breaker_after`` within one: ask
+        ``open_circuit`` (the built-in plugin opens it once the server has been unreachable for
+        ``breaker_after``; a plugin may veto it). The breaker, when it opened."""
         down_since = self._unreachable_since = self._unreachable_since or since
         threshold = self.breaker_after
         if threshold is None:
-            return
+            return None
         down_for = time.monotonic() - down_since
         if decide(self.pm, "open_circuit", call=self._call(None), down_for=down_for, threshold=threshold) is True:
             self._breaker = _Breaker(time.time() - down_for)
             log.info("mcp_hooks: %s", self._breaker.describe(self.server))
+            return self._breaker
+        return None
 
     async def _until_wanted(self) -> None:
         """Wait (no link up) until a request of the session's is waiting for one."""
@@ -263,8 +284,10 @@ class Relay(_Traffic):
         )
 
     async def _restore(self, link: _Link) -> None:
-        """Replay on a new transport what the session set up, with the relay's own ids."""
-        if self._handshake and messages.method_of(self._handshake[0]) == "initialize":
+        """Replay on a new transport what the session set up, with the relay's own ids (a handshake still
+        waiting for its first answer is the session's own, sent by :meth:`_rebuilt`: not twice)."""
+        handshake = self._handshake
+        if handshake and messages.method_of(handshake[0]) == "initialize" and not self._opening():
             answer = await self._ask(
                 link, messages.with_id(self._handshake[0], self._own_id(link)), within=RESTORE_TIMEOUT
             )
@@ -276,6 +299,11 @@ class Relay(_Traffic):
         for item in [self._level, *self._subscriptions.values()]:
             if item is not None:
                 await self._ask(link, messages.with_id(item, self._own_id(link)), within=RESTORE_TIMEOUT)
+
+    def _opening(self) -> bool:
+        """The session's ``initialize`` is still waiting for its answer."""
+        pending = self._pending.get(getattr(messages.inner(self._handshake[0]), "id", None))
+        return pending is not None and pending.method == "initialize"
 
     async def _rebuilt(self, link: _Link) -> None:
         """A new link is up: what was held back is sent on it."""
@@ -322,7 +350,8 @@ class Relay(_Traffic):
         """Back off before the next attempt; a request of the session's arriving meanwhile cuts it short
         (after at least the first backoff step), so the first call after a restart does not wait it out."""
         left = self.deadline - (time.monotonic() - loss_since)
-        wait = max(0.0, min(_backoff(failures), left))
+        breaker = self._breaker_due(loss_since)
+        wait = max(0.0, min(_backoff(failures), left, left if breaker is None else breaker))
         self._wanted = anyio.Event()
         await anyio.sleep(min(wait, BACKOFF_INITIAL))
         with anyio.move_on_after(max(0.0, wait - BACKOFF_INITIAL)):

@@ -73,7 +73,8 @@ class LinkEvents(Protocol):
 
     def standing_stream_ended(self) -> None: ...
 
-    def credentials_refused(self, status: int) -> None: ...
+    def credentials_refused(self, status: int, request_id: Any = None) -> None:
+        """The server refused the credentials of a new session's request ``request_id`` (it did not run)."""
 
 
 #: The link whose SDK transport is making the current request (unset outside healed sessions).
@@ -470,5 +471,5 @@ class _FinalAnswer:
             and request.method == "POST"
             and request.headers.get("mcp-session-id") is None
         ):
-            link.credentials_refused(response.status_code)
+            link.credentials_refused(response.status_code, _request_id(request))
         return response

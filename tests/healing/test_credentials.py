@@ -85,6 +85,28 @@ async def test_a_401_to_the_new_handshake_is_an_auth_failure_at_once(
     assert SECRET not in repr(caught.value) and SECRET not in said
 
 
+@HOW
+async def test_a_401_to_the_first_handshake_is_an_auth_failure_at_once(server: Any, how: str) -> None:
+    """Credentials refused before the session ever opened: the caller hears it at once, as an auth
+    failure that did not run (never "outcome uncertain", never a hang), and nothing is sent in a loop."""
+    server.refuse_credentials()
+    with pytest.raises(BaseException) as caught:  # the SDK wraps it differently in each major
+        async with asyncio.timeout(10), opened(how, server.url):
+            pass
+    assert not isinstance(caught.value, TimeoutError), "the refused handshake hung"
+    error = caught.value
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    said = error_text(error)
+    assert "refused the credentials (HTTP 401)" in said, repr(caught.value)
+    if how == "connect":
+        assert isinstance(error, CredentialsRefused), repr(error)
+    else:
+        assert outcome(error) == ("not-run", "credentials-refused"), repr(error)
+    assert server.health()["unauthorized"] <= 2
+    assert SECRET not in said
+
+
 class RotatingAuth(httpx.Auth):  # type: ignore[misc]
     """What a user's ``httpx.Auth`` does: send the current token; on a 401, fetch a fresh one (here: the
     next of ``tokens``) and send the request again once."""

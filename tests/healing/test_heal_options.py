@@ -97,6 +97,42 @@ async def test_breaker_after_counts_the_whole_outage(server: Any, heal_with: Any
         assert outcomes[0] == ("not-run", "unreachable") and outcomes[-1] == ("not-run", "circuit-open"), outcomes
 
 
+async def test_breaker_after_shorter_than_the_deadline_fails_calls_at_once_then_recovers(
+    server: Any, heal_with: Any
+) -> None:
+    """``breaker_after`` shorter than the deadline: a call to a dead server is answered once the server has
+    been unreachable that long, not after the whole deadline; the next calls fail at once; and once the
+    server is back, a probe finds it and the same session answers again."""
+    heal_with(deadline=30, breaker_after=1)
+    async with raw_session(server.url) as session:
+        text(await session.call_tool("echo", {"text": "warm"}))
+        server.kill()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(Exception) as caught:
+            await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 20)
+        waited = loop.time() - started
+        assert "unreachable since" in error_text(caught.value), error_text(caught.value)
+        assert outcome(caught.value) == ("not-run", "circuit-open")
+        assert waited < 15, f"answered after {waited:.1f} s: the breaker waited out the deadline"
+        started = loop.time()
+        with pytest.raises(Exception) as again:
+            await asyncio.wait_for(session.call_tool("echo", {"text": "still down"}), 20)
+        assert outcome(again.value) == ("not-run", "circuit-open")
+        assert loop.time() - started < 15
+        server.start()
+        answer, refusals = None, []
+        for _ in range(40):  # a probe is let through at most every BREAKER_PROBE_MAX s
+            try:
+                answer = text(await asyncio.wait_for(session.call_tool("echo", {"text": "up"}), 20))
+                break
+            except Exception as exc:
+                refusals.append(outcome(exc))
+                await asyncio.sleep(0.5)
+        assert answer is not None and answer.startswith("up"), "the session never answered again"
+        assert set(refusals) <= {("not-run", "circuit-open")}, refusals
+
+
 async def test_replay_safe_tools_replays_a_write_lost_in_flight(server: Any, heal_with: Any, events: Events) -> None:
     heal_with(replay_safe_tools=["incr"])
     ran = server.executions_from_now()

@@ -4,6 +4,7 @@ against the kit's real server restarted, expired and killed under it (mcp 1.x an
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from typing import Any
 
@@ -225,3 +226,32 @@ async def test_mcp1_deprecated_streamablehttp_client_is_healed(server: Any, even
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "y"}), 20)).startswith("y")
         assert streams[2]() is not None  # the current session id
     assert len(events.reconnects) == 1
+
+
+async def test_a_session_opened_while_the_server_is_down_opens_once_it_is_back(server: Any) -> None:
+    """The server is down when the session opens: its ``initialize`` waits (within the deadline) and is
+    sent once the server is back, once: the relay does not also send a handshake of its own."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    answered: list[str] = []
+
+    async def seen(response: Any) -> None:
+        if response.request.method == "POST":
+            answered.append(json.loads(response.request.content).get("method") or "answer")
+
+    server.stop()
+    async with (
+        create_mcp_http_client() as client,
+        streamable_http_client(server.url, http_client=client) as streams,
+        ClientSession(streams[0], streams[1]) as session,
+    ):
+        client.event_hooks = {"request": [], "response": [seen]}
+        opening = asyncio.ensure_future(session.initialize())
+        await asyncio.sleep(1.0)
+        assert not opening.done(), "initialize answered while the server was down?"
+        await asyncio.to_thread(server.start)
+        await asyncio.wait_for(opening, 20)
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "up"}), 20)).startswith("up")
+    assert answered.count("initialize") == 1, answered
