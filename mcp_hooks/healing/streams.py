@@ -16,7 +16,7 @@ from . import messages
 from .link import _close
 from .relay import CLOSE_TIMEOUT, Relay
 
-__all__ = ["healed_streams", "server_key"]
+__all__ = ["healed_streams", "relay_streams", "server_key"]
 
 
 def server_key(kind: str, target: Any) -> str:
@@ -78,17 +78,22 @@ class _SessionWriter:
         return getattr(self._inner, name)
 
 
-@contextlib.asynccontextmanager
-async def healed_streams(
+def healed_streams(
     open_transport: Callable[[], contextlib.AbstractAsyncContextManager[Any]],
     *,
     kind: str,
     server: str,
     with_session_id: bool,
     pm: pluggy.PluginManager | None = None,
-) -> AsyncIterator[Any]:
+) -> contextlib.AbstractAsyncContextManager[Any]:
     """The streams of an SDK transport, healed: what the patched transport functions yield."""
-    relay = Relay(open_transport, kind=kind, server=server, pm=pm)
+    return relay_streams(Relay(open_transport, kind=kind, server=server, pm=pm), with_session_id=with_session_id)
+
+
+@contextlib.asynccontextmanager
+async def relay_streams(relay: Relay, *, with_session_id: bool) -> AsyncIterator[Any]:
+    """The streams a session reads and writes through ``relay`` (built by the caller, with its own bounds
+    and owner), while the relay's owner task runs: ``(read, write)``, or with ``relay.session_id``."""
     to_session, session_read = anyio.create_memory_object_stream[Any](0)
     session_write, from_session = anyio.create_memory_object_stream[Any](0)
     relay._session_send = to_session

@@ -29,7 +29,7 @@ from ..manager import decide, notify, plugin_manager
 from . import messages
 from .breaker import _Breaker
 from .link import _Link, _Pending
-from .settings import current
+from .settings import HealSettings, current
 from .watch import current_link
 
 log = logging.getLogger("mcp_hooks.healing")
@@ -107,6 +107,8 @@ class _Traffic:
         kind: str,
         server: str,
         pm: pluggy.PluginManager | None = None,
+        settings: HealSettings | None = None,
+        owner: Any = None,
     ) -> None:
         self._open_transport = open_transport
         self.kind = kind
@@ -132,7 +134,10 @@ class _Traffic:
         self._announced: tuple[ToolCall, float] | None = None  # the rebuild on_reconnect announced
         self._scopes: dict[Any, Any] = {}  # request id -> the tracer's scope it was sent in (telemetry)
         self._flows: dict[str, int] = {}  # requestState relayed to the session -> restarts of its flow
-        self.settings = current()  # instrument("mcp", ...)'s options when the session opened
+        #: the bounds: given, or instrument("mcp", ...)'s options when the session opened
+        self.settings = settings if settings is not None else current()
+        #: what the hooks see as each call's ``owner``: the object healed by this relay (itself by default)
+        self.owner = self if owner is None else owner
         self._unreachable_since: float | None = None  # when the server stopped answering (breaker)
 
     # ------------------------------------------------------------------ plumbing
@@ -148,7 +153,7 @@ class _Traffic:
 
     def _call(self, pending: _Pending | None, attempt: int = 1) -> ToolCall:
         if pending is None:
-            return ToolCall(server=self.server, owner=self, framework="mcp")
+            return ToolCall(server=self.server, owner=self.owner, framework="mcp")
         params = getattr(messages.inner(pending.message), "params", None) or {}
         if pending.method == "tools/call":
             tool = params.get("name")
@@ -159,11 +164,11 @@ class _Traffic:
                 arguments=params.get("arguments"),
                 annotations=annotations,
                 attempt=attempt,
-                owner=self,
+                owner=self.owner,
                 framework="mcp",
             )
         annotations = _READ_ONLY if pending.method in _READ_ONLY_METHODS else None
-        return ToolCall(server=self.server, annotations=annotations, attempt=attempt, owner=self, framework="mcp")
+        return ToolCall(server=self.server, annotations=annotations, attempt=attempt, owner=self.owner, framework="mcp")
 
     def _replay_safe(self, call: ToolCall, error: BaseException) -> bool:
         """May a request lost in flight run again: a tool named in ``replay_safe_tools``, or the hooks say so."""

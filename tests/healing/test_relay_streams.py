@@ -1,0 +1,66 @@
+"""A relay built by code that heals by its own means (as ``connect()`` will): its own bounds, not
+``instrument("mcp")``'s, and its own owner in every ``ToolCall`` the hooks see. With ``instrument("mcp")``
+off, a raw SDK session over the kit's real server (mcp 1.x and 2.x)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import mcp
+import pytest
+from healing_helpers import Events, error_text, outcome, text
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from mcp_hooks.healing import settings
+from mcp_hooks.healing.relay import Relay
+from mcp_hooks.healing.streams import relay_streams, server_key
+from mcp_hooks.healing.watch import watch_client
+from mcp_hooks.sdk import MCP_MAJOR
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@contextlib.asynccontextmanager
+async def relayed(url: str, **relay_options: Any) -> AsyncIterator[tuple[Any, Relay]]:
+    async with create_mcp_http_client() as client:
+        watch_client(client)
+        relay = Relay(
+            lambda: streamable_http_client(url, http_client=client),
+            kind="http",
+            server=server_key("http", url),
+            **relay_options,
+        )
+        async with (
+            relay_streams(relay, with_session_id=MCP_MAJOR < 2) as streams,
+            mcp.ClientSession(streams[0], streams[1]) as session,
+        ):
+            await session.initialize()
+            yield session, relay
+
+
+async def test_a_relay_keeps_its_own_bounds_and_owner(server: Any, events: Events) -> None:
+    owner = object()
+    bounds = settings.HealSettings(deadline=1.0, breaker=False)
+    async with relayed(server.url, settings=bounds, owner=owner) as (session, relay):
+        assert relay.deadline == 1.0 and relay.breaker_after is None
+        text(await session.call_tool("echo", {"text": "warm"}))
+        server.expire_sessions()
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "healed"}), 20)).startswith("healed")
+        assert relay.rebuilds == 1
+        server.kill()
+        with pytest.raises(Exception) as caught:
+            await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 10)
+        assert "could not rebuild the session within 1 s" in error_text(caught.value), error_text(caught.value)
+        # (sent on a connection the kill cut, it may have reached the server: the outcome may be uncertain)
+        assert (outcome(caught.value) or ("", ""))[1] == "unreachable", repr(caught.value)
+    assert events.reconnects and all(call.owner is owner for call in events.reconnects), events.reconnects
+    assert events.errors and all(call.owner is owner for call, _ in events.errors)
+
+
+async def test_without_bounds_a_relay_takes_instruments(server: Any) -> None:
+    async with relayed(server.url) as (_, relay):
+        assert relay.settings == settings.current() and relay.owner is relay
