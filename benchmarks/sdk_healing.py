@@ -220,7 +220,7 @@ async def down_server(suite: Suite, srv: FaultServer) -> None:
                 else:
                     fail("circuit breaker: a call answered while the server was down")
             before = len(opened)
-            await asyncio.sleep(breaker.BREAKER_PROBE_INITIAL * 2 + 0.2)  # a probe is due (at most one failed yet)
+            await asyncio.sleep(breaker.BREAKER_PROBE_INITIAL * 2 + 0.2)  # one background probe made (and failed)
             burst = await asyncio.gather(*(session.call_tool(*ECHO) for _ in range(100)), return_exceptions=True)
             attempts = len(opened) - before
             if not all(isinstance(a, BaseException) for a in burst):
@@ -248,7 +248,7 @@ async def down_server(suite: Suite, srv: FaultServer) -> None:
         Figure(
             "sdk_healing.breaker.probe",
             GROUP,
-            "100 concurrent calls while the server is down, when a probe is due: connection attempts",
+            "100 concurrent calls while the server is down, across a probe: connection attempts",
             float(attempts),
             100.0,
             "attempts",

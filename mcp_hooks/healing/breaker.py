@@ -1,5 +1,5 @@
 """The relay's circuit breaker: open while a server cannot be rebuilt, so requests fail at once with a
-message that says since when, and one request at a time probes the server again."""
+message that says since when, and one probe at a time (in the background) finds the server back."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import time
 
 #: Circuit breaker: once the server has been unreachable (or failing to rebuild) for ``breaker_after`` (by
 #: default the rebuild deadline, ``HEAL_DEADLINE``) and the ``open_circuit`` hook agrees, requests are
-#: answered at once with an error until the next probe, one rebuild attempt made by the first request
-#: after this many seconds, doubled after each failed probe up to ``BREAKER_PROBE_MAX``.
+#: answered at once with an error until the next probe: one rebuild attempt, made in the background this
+#: many seconds later (or by the first request then), doubled after each failed probe up to
+#: ``BREAKER_PROBE_MAX``; a server that is back is found without a request paying for it.
 #: Session loss alone never opens it: only a server that cannot be reached or rebuilt.
 BREAKER_PROBE_INITIAL = 1.0
 BREAKER_PROBE_MAX = 10.0

@@ -153,12 +153,20 @@ class Relay(_Traffic):
                 self._outage_since = now
                 failures = 0
             refused = link.refused_credentials
+            # without background healing a loss no request saw waits, unannounced, for the next request
+            lazy = live and new_outage and refused is None and not self.settings.background and not self._pending
             if live:  # (an auth failure is not a lost session: no rebuild is announced)
-                await self._settle(link, announce=new_outage and refused is None)
+                await self._settle(link, announce=new_outage and refused is None and not lazy)
             short_lives = short_lives + 1 if now - link.opened_at < SHORT_LIFE else 0
             if self.kind == "stdio" and short_lives >= CRASH_LOOP_LIMIT:
                 await self._give_up_for_good(short_lives)
                 return
+            if lazy:
+                await self._until_wanted()
+                if self._closing:
+                    break
+                now = self._outage_since = time.monotonic()  # the rebuild begins now
+                self._announce(link, None, None)
             since = self._outage_since or now
             if refused is not None:
                 # An auth failure, not an outage: the waiting requests (the refused one among them: it
@@ -178,7 +186,7 @@ class Relay(_Traffic):
             if breaker is not None and not live:  # the one probe failed: fail fast again until the next
                 breaker.probe_failed()
                 await self._fail_waiting(breaker.describe(self.server), "circuit-open", unreachable=False)
-                await self._until_wanted()
+                await self._until_probe(breaker)
                 continue
             if failures:
                 await self._wait_before_retry(failures, since)
@@ -189,14 +197,14 @@ class Relay(_Traffic):
                 await self._fail_waiting(opened.describe(self.server), "circuit-open", unreachable=False)
                 self._outage_since = None
                 failures = 0
-                await self._until_wanted()
+                await self._until_probe(opened)
                 continue
             if time.monotonic() - since > self.deadline:
                 await self._fail_waiting(f"could not rebuild the session within {self.deadline:g} s", "unreachable")
-                self._ask_breaker(since)
+                opened = self._ask_breaker(since)
                 self._outage_since = None
                 failures = 0
-                await self._until_wanted()
+                await (self._until_probe(opened) if opened is not None else self._until_wanted())
 
     def _breaker_due(self, since: float) -> float | None:
         """Seconds until the server has been unreachable for ``breaker_after``, when that is shorter than
@@ -220,6 +228,15 @@ class Relay(_Traffic):
             log.info("mcp_hooks: %s", self._breaker.describe(self.server))
             return self._breaker
         return None
+
+    async def _until_probe(self, breaker: _Breaker) -> None:
+        """While the breaker is open: wait until its next probe is due (or a request was let through as the
+        probe), then probe. In the background, so a server that is back is found without a request paying
+        for it (at most one attempt each ``BREAKER_PROBE_MAX`` s, for as long as the session is open)."""
+        while not self._closing and not breaker.admit():
+            self._wanted = anyio.Event()
+            with anyio.move_on_after(max(0.0, breaker.probe_at - time.monotonic())):
+                await self._wanted.wait()
 
     async def _until_wanted(self) -> None:
         """Wait (no link up) until a request of the session's is waiting for one."""
@@ -246,11 +263,11 @@ class Relay(_Traffic):
             loss = pending.lost or Loss.IN_FLIGHT
             if pending.lost is None:
                 pending.lost = loss
-                self._tell("on_tool_error", pending, error=_lost_error(loss, link.cause, pending.method))
+                self._tell("on_tool_error", pending, error=_lost_error(self.server, loss, link.cause, pending.method))
             pending.link = None
             pending.may_have_run = pending.may_have_run or loss is Loss.IN_FLIGHT
             error = link.evidence if loss is Loss.REJECTED and link.evidence is not None else None
-            error = error or _lost_error(loss, link.cause or "the connection was lost", pending.method)
+            error = error or _lost_error(self.server, loss, link.cause or "the connection was lost", pending.method)
             call = self._call(pending, pending.resends + 1)
             first = first or pending
             if pending.resends >= self.max_resends:
@@ -271,14 +288,18 @@ class Relay(_Traffic):
             if not pending.unreachable:
                 pending.resends += 1
             pending.unreachable = False
-        if not announce:
-            return
+        if announce:
+            self._announce(link, first, error)
+
+    def _announce(self, link: _Link, first: _Pending | None, error: BaseException | None) -> None:
+        """``on_reconnect``, once for the rebuild after ``link``: led by ``first``, the first request lost with
+        it, or (``None``) by the relay on its own."""
         cause_call = self._call(first) if first is not None else self._call(None)
         self._rebuild_over(ConnectionError("lost again before the server answered"))  # never two open
-        self._announced = (cause_call, time.monotonic())
-        cause = error or link.evidence or _lost_error(Loss.REJECTED, link.cause or "the connection was lost", None)
+        self._announced = (cause_call, time.monotonic(), first is None)
+        lost = _lost_error(self.server, Loss.REJECTED, link.cause or "the connection was lost", None)
         with telemetry.within(first.scope if first is not None else None):
-            notify(self.pm, "on_reconnect", call=cause_call, error=cause)
+            notify(self.pm, "on_reconnect", call=cause_call, error=error or link.evidence or lost)
         log.debug(
             "mcp_hooks: session of %s lost (%s); rebuilding", self.server, link.cause or "the connection was lost"
         )
@@ -296,9 +317,16 @@ class Relay(_Traffic):
             for notification in self._handshake[1:]:
                 if not await self._send_raw(link, notification):
                     raise ConnectionError("the transport closed during the handshake")
+        elif self._breaker is not None and not await self._answers_ping(link):
+            raise ConnectionError(f"the probe of {self.server} went unanswered")
         for item in [self._level, *self._subscriptions.values()]:
             if item is not None:
                 await self._ask(link, messages.with_id(item, self._own_id(link)), within=RESTORE_TIMEOUT)
+
+    async def _answers_ping(self, link: _Link) -> bool:
+        """A probe with no handshake to replay (a session-less protocol): does the server answer a ping (any
+        answer will do; the transport alone sends nothing until asked)."""
+        return await self._ask(link, messages.request(self._own_id(link), "ping"), within=RESTORE_TIMEOUT) is not None
 
     def _opening(self) -> bool:
         """The session's ``initialize`` is still waiting for its answer."""
@@ -361,7 +389,7 @@ class Relay(_Traffic):
         said = f"MCP server {self.server} unreachable: {why}" if unreachable else f"MCP server {self.server}: {why}"
         for pending in list(self._pending.values()):
             if pending.link is None:
-                error = _lost_error(pending.lost or Loss.REJECTED, why, pending.method)
+                error = _lost_error(self.server, pending.lost or Loss.REJECTED, why, pending.method)
                 self._tell("on_giveup", pending, error=error)
                 await self._answer_error(pending, said, messages.outcome(pending.may_have_run, reason))
         self._rebuild_over(ConnectionError(said))

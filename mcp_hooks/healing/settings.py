@@ -33,6 +33,9 @@ class HealSettings:
     breaker: bool = True
     #: tools always safe to send again after a loss in flight, whatever the hooks say
     replay_safe_tools: frozenset[str] = frozenset()
+    #: ``False``: a session lost while no request was out is rebuilt only once a request needs it (not in
+    #: the background at once); ``connect(heal=False)``'s, not an ``instrument("mcp")`` option
+    background: bool = True
 
 
 _current = [HealSettings()]

@@ -91,8 +91,9 @@ def _annotations_of(server: str, tools: dict[str, Any] | None, tool: str) -> Any
     return _KNOWN_TOOLS.get(server, {}).get(tool)
 
 
-def _lost_error(loss: Loss, cause: str, method: str | None) -> ConnectionError:
-    error = ConnectionError(f"MCP session lost ({cause})")
+def _lost_error(server: str, loss: Loss, cause: str, method: str | None) -> ConnectionError:
+    """The error the hooks hear for a lost session (it names the server, as ``connect()``'s always has)."""
+    error = ConnectionError(f"MCP session to {server} lost ({cause})")
     mark_session_lost(error, SessionLostMark(loss, method=method, detail=cause))
     return error
 
@@ -131,7 +132,7 @@ class _Traffic:
         self._tg: Any = None
         self._outage_since: float | None = None  # when the current loss was seen (None: healthy)
         self._breaker: _Breaker | None = None  # open while the server cannot be rebuilt
-        self._announced: tuple[ToolCall, float] | None = None  # the rebuild on_reconnect announced
+        self._announced: tuple[ToolCall, float, bool] | None = None  # on_reconnect's rebuild (own?)
         self._scopes: dict[Any, Any] = {}  # request id -> the tracer's scope it was sent in (telemetry)
         self._flows: dict[str, int] = {}  # requestState relayed to the session -> restarts of its flow
         #: the bounds: given, or instrument("mcp", ...)'s options when the session opened
@@ -182,11 +183,17 @@ class _Traffic:
             notify(self.pm, hook, call=self._call(pending, pending.resends + 1), **kwargs)
 
     def _rebuild_over(self, error: BaseException | None) -> None:
-        """The rebuild announced by ``on_reconnect`` ended (``error``: given up)."""
+        """The rebuild announced by ``on_reconnect`` ended (``error``: given up). A rebuild the relay began on
+        its own (no request was lost with the link) has its own outcome too, as a request's would be:
+        ``on_recovered``, or ``on_giveup`` with why."""
         announced, self._announced = self._announced, None
         if announced is not None:
-            call, since = announced
+            call, since, own = announced
             notify(self.pm, "on_rebuilt", call=call, error=error, seconds=time.monotonic() - since)
+            if own and error is None:
+                notify(self.pm, "on_recovered", call=call)
+            elif own and error is not None:
+                notify(self.pm, "on_giveup", call=call, error=error)
 
     async def _to_session(self, item: Any) -> None:
         if self._session_send is None:
@@ -440,7 +447,9 @@ class _Traffic:
         if pending is not None and pending.link is link and pending.lost is None:
             pending.lost = loss
             pending.unreachable = unreachable
-            self._tell("on_tool_error", pending, error=evidence or _lost_error(loss, cause, pending.method))
+            self._tell(
+                "on_tool_error", pending, error=evidence or _lost_error(self.server, loss, cause, pending.method)
+            )
         link.give_up(cause, evidence)
         link.changed()
 

@@ -27,9 +27,11 @@ class RecoveryEvents:
     reconnects: list[ToolCall] = dataclasses.field(default_factory=list)
     #: ``on_rebuilt``: ``(call, error or None, seconds)``, one per rebuild, when it ended
     rebuilt: list[tuple[ToolCall, BaseException | None, float]] = dataclasses.field(default_factory=list)
-    #: ``on_recovered``: the calls answered after a rebuild
+    #: ``on_recovered``: the calls answered after a rebuild, and each rebuild begun on its own that succeeded
+    #: (``tool`` is ``None``)
     recovered: list[ToolCall] = dataclasses.field(default_factory=list)
-    #: ``on_giveup``: ``(call, error)``, the calls recovery gave up on
+    #: ``on_giveup``: ``(call, error)``, the calls recovery gave up on, and each rebuild begun on its own that
+    #: was given up (``tool`` is ``None``)
     giveups: list[tuple[ToolCall, BaseException]] = dataclasses.field(default_factory=list)
     #: ``on_tool_error``: ``(call, error)``, every failure the hooks were asked about
     errors: list[tuple[ToolCall, BaseException]] = dataclasses.field(default_factory=list)

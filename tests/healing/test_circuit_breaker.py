@@ -6,10 +6,11 @@ against the kit's real server."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
-from healing_helpers import Events, error_text, raw_session, text
+from healing_helpers import Events, error_text, raw_session, text, wait_for
 
 import mcp_hooks
 from mcp_hooks import hookimpl
@@ -68,6 +69,25 @@ async def test_a_down_server_fails_fast_probes_once_and_closes(
         await asyncio.sleep(1.1)
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "back"}), 20)).startswith("back")
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "again"}), 20)).startswith("again")
+
+
+async def test_the_server_back_is_found_by_a_probe_in_the_background(
+    server: Any, short_outages: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the breaker is open the layer probes on its own: the server found back closes it before any
+    request arrives, so the first request is answered, neither failed fast nor kept waiting for a probe."""
+    caplog.set_level(logging.INFO, logger="mcp_hooks.healing")
+    async with raw_session(server.url) as session:
+        text(await session.call_tool("echo", {"text": "warm"}))
+        server.kill()
+        with pytest.raises(Exception) as first:
+            await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 20)
+        assert "unreachable" in error_text(first.value)
+        links = len(short_outages)
+        server.start()
+        assert await wait_for(lambda: "circuit breaker closed" in caplog.text, 15), "no probe found the server back"
+        assert len(short_outages) > links  # attempted with no request waiting
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "back"}), 20)).startswith("back")
 
 
 async def test_session_loss_alone_never_opens_the_breaker(server: Any, short_outages: list[Any]) -> None:

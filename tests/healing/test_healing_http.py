@@ -60,6 +60,34 @@ async def test_idle_expiry_by_a_gateway_ttl(mcp_fault_server_factory: Any, event
     assert len(events.reconnects) == 1
 
 
+async def test_a_rebuild_begun_on_its_own_reports_how_it_ended(server: Any, events: Events) -> None:
+    """No request was out when the server restarted: the layer rebuilds on its own (the lost GET stream
+    tells it), and the hooks hear that rebuild once, begun and recovered, with a ToolCall of no tool."""
+    async with raw_session(server.url) as session:
+        text(await session.call_tool("echo", {"text": "a"}))
+        await asyncio.to_thread(server.restart, signal.SIGKILL)
+        assert await wait_for(lambda: bool(events.recovered), 20), events
+        assert [(c.tool, c.server) for c in events.reconnects] == [(None, server.url)]
+        assert events.recovered == events.reconnects
+        assert [error for _, error, _ in events.rebuilt] == [None]
+        text(await session.call_tool("echo", {"text": "b"}))  # pays nothing, reports nothing
+    assert len(events.reconnects) == 1 and len(events.recovered) == 1
+    assert events.giveups == []
+
+
+async def test_a_rebuild_begun_on_its_own_and_never_done_reports_it_given_up(server: Any, events: Events) -> None:
+    """The server dies with no request out and stays down: the rebuild the layer began is reported given
+    up once, when the session closes (it was still trying), and nothing is reported recovered."""
+    async with raw_session(server.url) as session:
+        text(await session.call_tool("echo", {"text": "a"}))
+        await asyncio.to_thread(server.stop, signal.SIGKILL)
+        assert await wait_for(lambda: bool(events.reconnects), 20), events
+        assert events.giveups == []  # still trying
+    assert [(c.tool, c.server) for c, _ in events.giveups] == [(None, server.url)]
+    assert events.giveups[0][0] == events.reconnects[0]
+    assert events.recovered == []
+
+
 async def test_fifty_concurrent_calls_across_a_restart_one_rebuild(server: Any, events: Events) -> None:
     ran = server.executions_from_now()
     async with raw_session(server.url) as session:

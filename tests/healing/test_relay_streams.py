@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -64,3 +65,19 @@ async def test_a_relay_keeps_its_own_bounds_and_owner(server: Any, events: Event
 async def test_without_bounds_a_relay_takes_instruments(server: Any) -> None:
     async with relayed(server.url) as (_, relay):
         assert relay.settings == settings.current() and relay.owner is relay
+
+
+async def test_a_relay_told_not_to_heal_in_the_background_rebuilds_for_the_next_request(
+    server: Any, events: Events
+) -> None:
+    """``background=False`` (``connect(heal=False)``): a restart with no request out is left alone until the
+    next request, which then leads one rebuild, reported once as the relay's own, and is answered."""
+    async with relayed(server.url, settings=settings.HealSettings(background=False)) as (session, relay):
+        text(await session.call_tool("echo", {"text": "warm"}))
+        await asyncio.to_thread(server.restart, signal.SIGKILL)
+        await asyncio.sleep(1.0)  # a rebuild in the background takes about 0.1 s against the restarted server
+        assert relay.rebuilds == 0 and events.reconnects == [], events
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "b"}), 20)).startswith("b")
+        assert relay.rebuilds == 1
+    assert [call.tool for call in events.reconnects] == [None]
+    assert events.recovered == events.reconnects and events.giveups == []
