@@ -28,6 +28,7 @@ class _Pending:
         "may_have_run",
         "message",
         "method",
+        "refusal",
         "request_id",
         "resends",
         "scope",
@@ -49,6 +50,9 @@ class _Pending:
         self.unreachable = False  # refused because the server could not be reached: not a failed replay
         self.since = time.monotonic()
         self.scope = scope  # the tracer's scope of the call that sent it (telemetry), or None
+        #: the server's error answer that lost it on its current link, when the hooks took it for session
+        #: loss (``"-32022: Unsupported protocol version"``), else ``None``
+        self.refusal: str | None = None
 
 
 class _Link:

@@ -273,10 +273,16 @@ class Relay(_Traffic):
             if pending.resends >= self.max_resends:
                 self._tell("on_giveup", pending, error=error)
                 lost = pending.resends + 1
+                times = f"{lost} time{'s' if lost > 1 else ''}"
+                # a server that refused it each time before running it: its own words say why
+                said = (
+                    f"MCP server {self.server} refused this request {times} ({pending.refusal})"
+                    if loss is Loss.REJECTED and pending.refusal is not None
+                    else f"MCP session lost {times} during this request"
+                )
                 await self._answer_error(
                     pending,
-                    f"MCP session lost {lost} time{'s' if lost > 1 else ''} during this request; gave up "
-                    f"(max_reconnects={self.max_resends})",
+                    f"{said}; gave up (max_reconnects={self.max_resends})",
                     messages.outcome(pending.may_have_run, "max-reconnects"),
                 )
                 continue

@@ -295,6 +295,7 @@ class _Traffic:
             return
         pending.link = link
         pending.lost = None
+        pending.refusal = None
         if pending.scope is not None:
             telemetry.note(pending.scope, self.server, self.session_id())
         if not await self._send_raw(link, pending.message):
@@ -377,6 +378,7 @@ class _Traffic:
         verdict = classify(exc)
         loss = Loss.REJECTED if verdict.loss is Loss.REJECTED else Loss.IN_FLIGHT
         self._lost_on(link, pending.request_id, loss, f"{error.code}: {error.message}"[:200], evidence=exc)
+        pending.refusal = redact.text(f"{error.code}: {error.message}")[:200]
         return True
 
     async def _listening_again(self, ack: Any) -> None:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from healing_helpers import raw_session, text
+from healing_helpers import outcome, raw_session, text
 
 import mcp_hooks
 from mcp_hooks.connection import MCP_MAJOR
@@ -64,8 +64,10 @@ async def test_a_write_refused_before_dispatch_is_sent_again_on_a_new_session_an
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "next"}), 20)).startswith("next")
 
 
-async def test_a_refusal_that_persists_is_given_back_not_looped(server: Any) -> None:
-    async with opened("connect", server.url) as session:
+@pytest.mark.parametrize("how", ["healed", "connect"])
+async def test_a_refusal_that_persists_is_given_back_not_looped(server: Any, how: str) -> None:
+    """Refused every time, before running: given up after max_reconnects, in words that carry the server's."""
+    async with opened(how, server.url) as session:
         text(await session.call_tool("echo", {"text": "warm"}))
         server.reject_calls(-32022, "Unsupported protocol version", {"supported": []}, count=100)
         with pytest.raises(Exception) as caught:
@@ -74,3 +76,5 @@ async def test_a_refusal_that_persists_is_given_back_not_looped(server: Any) -> 
         refused = server.health()["rejected_calls"]
         assert 1 < refused <= 4, refused  # bounded by max_reconnects (3): sent at most 4 times
         assert server.executions("incr") == 0
+        if how == "healed":
+            assert outcome(caught.value) == ("not-run", "max-reconnects"), repr(caught.value)
