@@ -79,8 +79,12 @@ def first_round(session_message: Any) -> Any:
     return _wrap(request.model_copy(update={"params": params}), session_message.metadata)
 
 
-def request(request_id: str | int, method: str, params: dict[str, Any] | None = None) -> Any:
-    return _wrap(_types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params))
+def request(
+    request_id: str | int, method: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> Any:
+    """A request ``SessionMessage``; ``headers``: the HTTP headers the transport sends it with (mcp 2.x)."""
+    metadata = _message.ClientMessageMetadata(headers=headers) if headers else None
+    return _wrap(_types.JSONRPCRequest(jsonrpc="2.0", id=request_id, method=method, params=params), metadata)
 
 
 def notification(method: str, params: dict[str, Any] | None = None) -> Any:

@@ -52,8 +52,6 @@ CLOSE_TIMEOUT = 5.0
 SHORT_LIFE = 10.0
 #: ... and this many in a row give the server up for good.
 CRASH_LOOP_LIMIT = 5
-#: Most pages of ``tools/list`` read to tell whether the tools changed across a rebuild.
-MAX_TOOL_PAGES = 20
 #: Most requests re-sent for one request (each rebuild that loses it again counts).
 MAX_RESENDS = 3
 BACKOFF_INITIAL = 0.05
@@ -332,7 +330,7 @@ class Relay(_Traffic):
     async def _answers_ping(self, link: _Link) -> bool:
         """A probe with no handshake to replay (a session-less protocol): does the server answer a ping (any
         answer will do; the transport alone sends nothing until asked)."""
-        return await self._ask(link, messages.request(self._own_id(link), "ping"), within=RESTORE_TIMEOUT) is not None
+        return await self._ask(link, self._own_request(link, "ping"), within=RESTORE_TIMEOUT) is not None
 
     def _opening(self) -> bool:
         """The session's ``initialize`` is still waiting for its answer."""
@@ -361,23 +359,7 @@ class Relay(_Traffic):
         """Tell the session when the rebuilt server lists other tools than before (every page, bounded),
         once the requests re-sent on it are answered (the listing must not slow them down)."""
         await self._quiet(link, RESTORE_TIMEOUT)
-        cursor: Any = None
-        for page in range(MAX_TOOL_PAGES):
-            params = {"cursor": cursor} if cursor else None
-            answer = await self._ask(
-                link, messages.request(self._own_id(link), "tools/list", params), within=RESTORE_TIMEOUT
-            )
-            result = getattr(answer, "result", None) if answer is not None else None
-            if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-                return
-            self._learn_tools(result, first_page=page == 0)
-            cursor = result.get("nextCursor")
-            if not cursor:
-                break
-        else:
-            return  # too many pages to tell
-
-        if tools_digest(self._tools or {}) != tools_digest(before):
+        if await self._list_tools(link) and tools_digest(self._tools or {}) != tools_digest(before):
             await self._to_session(messages.notification("notifications/tools/list_changed"))
 
     async def _wait_before_retry(self, failures: int, loss_since: float) -> None:

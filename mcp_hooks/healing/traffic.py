@@ -36,6 +36,11 @@ log = logging.getLogger("mcp_hooks.healing")
 
 #: How long one request of the relay's own (a handshake replay, a ping, a listing) may take.
 RESTORE_TIMEOUT = 10.0
+#: The per-request ``_meta`` of the session-less protocol (2026-07-28): its keys' prefix, and the one each has.
+_META_PREFIX = "io.modelcontextprotocol/"
+_PROTOCOL_META = _META_PREFIX + "protocolVersion"
+#: Most pages of ``tools/list`` the relay reads itself (to learn the tools, or whether they changed).
+MAX_TOOL_PAGES = 20
 #: How often one multi-round-trip flow (2026-07-28) is started again after its ``requestState`` expired.
 FLOW_RESTARTS = 2
 #: Requests that may answer ``input_required`` and go on in rounds carrying its ``requestState``.
@@ -134,6 +139,8 @@ class _Traffic:
         self._breaker: _Breaker | None = None  # open while the server cannot be rebuilt
         self._announced: tuple[ToolCall, float, bool] | None = None  # on_reconnect's rebuild (own?)
         self._scopes: dict[Any, Any] = {}  # request id -> the tracer's scope it was sent in (telemetry)
+        self._request_meta: dict[str, Any] = {}  # what a session-less session's requests carry each time
+        self._learning = False  # the relay asked for the tools itself (the session called one unlisted)
         self._flows: dict[str, int] = {}  # requestState relayed to the session -> restarts of its flow
         #: the bounds: given, or instrument("mcp", ...)'s options when the session opened
         self.settings = settings if settings is not None else current()
@@ -269,11 +276,16 @@ class _Traffic:
                 uri = (getattr(message, "params", None) or {}).get("uri")
                 if isinstance(uri, str):
                     self._subscriptions.pop(uri, None)
+            meta = (getattr(message, "params", None) or {}).get("_meta")
+            if isinstance(meta, dict) and _PROTOCOL_META in meta:
+                self._request_meta = {k: v for k, v in meta.items() if k.startswith(_META_PREFIX)}
             pending = _Pending(item, request_id, method, scope)
             if method in _FLOW_METHODS:
                 state = (getattr(message, "params", None) or {}).get("requestState")
                 pending.flow = 0 if state is None else self._flows.pop(state, None)
             self._pending[request_id] = pending
+            if method == "tools/call" and self._tools is None and not self._learning:
+                self._learn_tools_soon()
             await self._send(pending)
             return
         if method == "notifications/initialized":
@@ -462,7 +474,7 @@ class _Traffic:
         self._tg.start_soon(self._probe, link)
 
     async def _probe(self, link: _Link) -> None:
-        answer = await self._ask(link, messages.request(self._own_id(link), "ping"), within=RESTORE_TIMEOUT)
+        answer = await self._ask(link, self._own_request(link, "ping"), within=RESTORE_TIMEOUT)
         if link.gone or self._closing:
             return
         error = getattr(answer, "error", None) if answer is not None else None
@@ -475,6 +487,17 @@ class _Traffic:
 
     def _own_id(self, link: _Link) -> str:
         return f"{_OWN}{link.generation}:{next(self._ids)}"
+
+    def _own_request(self, link: _Link, method: str, params: dict[str, Any] | None = None) -> Any:
+        """A request of the relay's own, carrying what the session's requests carry each time under the
+        session-less protocol (their ``io.modelcontextprotocol/`` ``_meta``: version, client, capabilities; and
+        the routing headers that must match the body: ``Mcp-Protocol-Version``, ``Mcp-Method``)."""
+        if not self._request_meta:
+            return messages.request(self._own_id(link), method, params)
+        params = {**(params or {}), "_meta": dict(self._request_meta)}
+        version = self._request_meta.get(_PROTOCOL_META)
+        headers = {"mcp-protocol-version": version, "mcp-method": method} if isinstance(version, str) else None
+        return messages.request(self._own_id(link), method, params, headers)
 
     async def _ask(self, link: _Link, message: Any, *, within: float) -> Any:
         """Send a request of the relay's own on ``link``; its answer (never shown to the session), or ``None``."""
@@ -489,6 +512,30 @@ class _Traffic:
             return waiter[1]
         finally:
             link.waiters.pop(request_id, None)
+
+    def _learn_tools_soon(self) -> None:
+        """The session calls a tool before it listed any (an mcp 2.x ``Client`` lists none first): learn the
+        tools' annotations now, beside the call, so a request lost in flight can be judged by them. Once."""
+        link = self._link
+        if link is None or link.gone or self._tg is None:
+            return
+        self._learning = True
+        self._tg.start_soon(self._list_tools, link)
+
+    async def _list_tools(self, link: _Link) -> bool:
+        """Every page of the tools on ``link`` (bounded), learned; whether all of them were read."""
+        cursor: Any = None
+        for page in range(MAX_TOOL_PAGES):
+            params = {"cursor": cursor} if cursor else None
+            answer = await self._ask(link, self._own_request(link, "tools/list", params), within=RESTORE_TIMEOUT)
+            result = getattr(answer, "result", None) if answer is not None else None
+            if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+                return False
+            self._learn_tools(result, first_page=page == 0)
+            cursor = result.get("nextCursor")
+            if not cursor:
+                return True
+        return False  # too many pages to tell
 
     def _learn_tools(self, result: Any, *, first_page: bool) -> None:
         """Remember the tools' annotations from a ``tools/list`` answer (a first page starts afresh)."""

@@ -35,14 +35,15 @@ def confirming(session_less: Any) -> Any:
     return server
 
 
-async def confirm_put(server: Any, on_elicit: Any, within: float, **options: Any) -> Any:
+async def confirm_put(server: Any, on_elicit: Any, within: float, *, listed: bool = True, **options: Any) -> Any:
     """``confirm_put(k, v)`` through a session-less ``Client`` that listed the tools first, as frameworks
-    do: its result, or the exception it raised (caught inside the Client: the SDK wraps what leaves its
-    ``async with`` in an ExceptionGroup)."""
+    do (``listed=False``: it did not): its result, or the exception it raised (caught inside the Client: the
+    SDK wraps what leaves its ``async with`` in an ExceptionGroup)."""
     import mcp
 
     async with mcp.Client(server.url, elicitation_callback=on_elicit) as client:  # type: ignore[attr-defined]
-        assert "confirm_put" in {tool.name for tool in (await client.list_tools()).tools}
+        if listed:
+            assert "confirm_put" in {tool.name for tool in (await client.list_tools()).tools}
         try:
             return await asyncio.wait_for(
                 client.call_tool("confirm_put", {"key": "k", "value": "v"}, **options), within
@@ -64,6 +65,19 @@ async def test_a_flow_whose_state_expired_is_started_again_and_completes(confirm
     assert srv.executions("confirm_put") == 1
     assert srv.stored("k") == "v"
     assert events.reconnects == []  # the server was up: no rebuild, only the flow started again
+
+
+async def test_a_flow_of_a_tool_the_client_never_listed_is_judged_by_its_annotations(
+    confirming: Any, events: Events
+) -> None:
+    """The Client calls the tool without listing the tools first: the layer lists them itself, beside the
+    call, so the tool's annotations still say whether its flow may be started again."""
+    srv = confirming
+    on_elicit, asked = restarting_on(srv, times=1)
+    assert text(await confirm_put(srv, on_elicit, 30, listed=False)) == "k=v"
+    assert len(asked) == 2
+    assert srv.executions("confirm_put") == 1
+    assert srv.stored("k") == "v"
 
 
 class _NothingIsSafe:
