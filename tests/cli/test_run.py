@@ -197,6 +197,7 @@ def test_run_gives_the_healing_layer_its_options(tmp_path: Path, only: str | Non
         "breaker_after": None,
         "breaker": False,
         "replay_safe_tools": ["a", "b", "c"],
+        "background": True,  # connect(heal=False)'s, never an option of instrument("mcp")
     }
     # without the flags, the defaults
     done = run("--", sys.executable, str(path))
