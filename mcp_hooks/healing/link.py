@@ -76,7 +76,9 @@ class _Link:
         self.change = anyio.Event()
         self.watched = False
         self.refused_credentials: int | None = None  # 401/403 to the handshake on this link
-        self.deadline: float | None = None  # a request's own: unknown here (the relay bounds its rebuilds)
+        # how long a request may take, a 429/503 waited out included: the deadline its relay was given
+        # (connect(deadline=...), instrument("mcp", deadline=...)); None: not given, the hook's own cap
+        self.deadline: float | None = relay.settings.deadline
 
     @property
     def server(self) -> str:

@@ -263,14 +263,17 @@ async def read_body(response: Any, limit: int = 65536) -> bytes:
 
 async def read_400(response: Any, request: Any) -> tuple[Any, bool]:
     """A 400 to a session-bearing request, read whole: the response to hand on, and whether its body names
-    the session (session loss). A JSON-RPC error answering this very request (the 2026-07-28 protocol's
-    ``-32020``/``-32022``: refused before it ran) is handed on as a 200 JSON answer, so the SDK gives the
-    caller that error (mcp 1.x would tear its whole transport down on the 400) and the hooks judge it."""
+    the session (session loss: handed on as a 404). A JSON-RPC error answering this very request (the
+    2026-07-28 protocol's ``-32020``/``-32022``: refused before it ran) is handed on as a 200 JSON answer,
+    so the SDK gives the caller that error (mcp 1.x would tear its whole transport down on the 400) and the
+    hooks judge it."""
     body = await read_body(response)
     extensions = response.extensions
     if b"session" in body.lower():
+        # handed on as the 404 it means: mcp 1.x answers the request "Session terminated" on a 404, where a
+        # 400 tears its whole transport down, and with it the answers of the other requests still out
         return _httpx.Response(
-            400, headers=response.headers, content=body, request=request, extensions=extensions
+            404, headers=response.headers, content=body, request=request, extensions=extensions
         ), True
     try:
         answer = json.loads(body)
@@ -391,6 +394,11 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
                 response = gone
             if status == 400:
                 response, named = await read_400(response, request)
+            elif status == 410:  # handed on as the 404 it means (see read_400)
+                body = await read_body(response)
+                response = _httpx.Response(
+                    404, headers=response.headers, content=body, request=request, extensions=response.extensions
+                )
             if named and request.method != "DELETE":
                 link.session_rejected(_request_id(request) if request.method == "POST" else None, status)
             return response

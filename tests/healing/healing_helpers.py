@@ -18,6 +18,7 @@ __all__ = [
     "MCP_MAJOR",
     "Events",
     "alive",
+    "down_for_a_deadline",
     "error_text",
     "outcome",
     "raw_session",
@@ -101,3 +102,15 @@ def registered(plugin: Any, name: str) -> Iterator[None]:
         yield
     finally:
         pm.unregister(name=name)
+
+
+async def down_for_a_deadline(server: Any, session: Any, within: float = 20) -> None:
+    """Warm ``session``, kill its server (it stays down) and wait out the first call, which is given up as
+    unreachable once the rebuild deadline passes (the circuit breaker opens then)."""
+    import pytest
+
+    text(await session.call_tool("echo", {"text": "warm"}))
+    server.kill()
+    with pytest.raises(Exception) as caught:
+        await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), within)
+    assert "unreachable" in error_text(caught.value), repr(caught.value)

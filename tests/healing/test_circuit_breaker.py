@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 import pytest
-from healing_helpers import Events, error_text, raw_session, text, wait_for
+from healing_helpers import Events, down_for_a_deadline, error_text, raw_session, text, wait_for
 
 import mcp_hooks
 from mcp_hooks import hookimpl
@@ -40,12 +40,7 @@ async def test_a_down_server_fails_fast_probes_once_and_closes(
     server: Any, events: Events, short_outages: list[Any]
 ) -> None:
     async with raw_session(server.url) as session:
-        text(await session.call_tool("echo", {"text": "warm"}))
-        server.kill()
-        # the first call waits out the rebuild deadline, and opens the breaker
-        with pytest.raises(Exception) as first:
-            await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 20)
-        assert "unreachable" in error_text(first.value)
+        await down_for_a_deadline(server, session)  # the first call opens the breaker
         # while open: 100 calls fail at once, with what a model can act on, and nothing is attempted
         links = len(short_outages)
         answers = await asyncio.wait_for(
@@ -56,7 +51,7 @@ async def test_a_down_server_fails_fast_probes_once_and_closes(
         message = error_text(answers[0])  # type: ignore[arg-type]
         assert f"MCP server {server.url} unreachable since" in message and "next probe in" in message, message
         assert len(short_outages) == links, "a connection was attempted while the breaker was open"
-        # the probe is due: 100 calls arriving together cost one rebuild attempt (the server is still down)
+        # a probe was due meanwhile: one rebuild attempt, in the background, however many calls arrive
         await asyncio.sleep(0.6)
         answers = await asyncio.wait_for(
             asyncio.gather(*(session.call_tool("echo", {"text": str(i)}) for i in range(100)), return_exceptions=True),
@@ -64,7 +59,7 @@ async def test_a_down_server_fails_fast_probes_once_and_closes(
         )
         assert all(isinstance(a, Exception) for a in answers)
         assert len(short_outages) == links + 1, f"{len(short_outages) - links} attempts for one probe"
-        # the server is back: the first call after the next probe is due closes the breaker
+        # the server is back: the next probe finds it and closes the breaker
         server.start()
         await asyncio.sleep(1.1)
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "back"}), 20)).startswith("back")
@@ -78,11 +73,7 @@ async def test_the_server_back_is_found_by_a_probe_in_the_background(
     request arrives, so the first request is answered, neither failed fast nor kept waiting for a probe."""
     caplog.set_level(logging.INFO, logger="mcp_hooks.healing")
     async with raw_session(server.url) as session:
-        text(await session.call_tool("echo", {"text": "warm"}))
-        server.kill()
-        with pytest.raises(Exception) as first:
-            await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 20)
-        assert "unreachable" in error_text(first.value)
+        await down_for_a_deadline(server, session)
         links = len(short_outages)
         server.start()
         assert await wait_for(lambda: "circuit breaker closed" in caplog.text, 15), "no probe found the server back"

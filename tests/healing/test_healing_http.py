@@ -9,7 +9,7 @@ import signal
 from typing import Any
 
 import pytest
-from healing_helpers import MCP_MAJOR, Events, error_text, outcome, raw_session, text, wait_for
+from healing_helpers import MCP_MAJOR, Events, down_for_a_deadline, error_text, outcome, raw_session, text, wait_for
 
 from mcp_hooks.testing import STALE_STYLES
 
@@ -152,13 +152,9 @@ async def test_a_server_down_longer_than_the_deadline_answers_with_an_error(
 
     monkeypatch.setattr(relay, "HEAL_DEADLINE", 2.0)
     async with raw_session(server.url) as session:
-        text(await session.call_tool("echo", {"text": "warm"}))
-        server.kill()
-        with pytest.raises(Exception) as caught:
-            await asyncio.wait_for(session.call_tool("echo", {"text": "down"}), 15)
-        assert "unreachable" in error_text(caught.value)
+        await down_for_a_deadline(server, session, within=15)
         server.start()
-        # the circuit breaker opened when the rebuild was given up: the first call after its probe is due
+        # the circuit breaker opened when the rebuild was given up: its first probe finds the server back
         await asyncio.sleep(breaker.BREAKER_PROBE_INITIAL + 0.2)
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "up"}), 20)).startswith("up")
 
