@@ -2,14 +2,12 @@
 
 The parts, each a file:
 
-- :mod:`.session`: :class:`ResilientSession`, the ``ClientSession`` call surface; each call recovered by
-  the engine (hooks decide, one rebuild shared by every failing call, a replay only when safe);
-- :mod:`.rebuild`: one rebuild for every call that needs it, background healing reported to the hooks,
-  the circuit breaker;
-- :mod:`.owner`: the owner task that opens, holds and closes each generation's transport and SDK session;
-- :mod:`.link`: one generation, and the HTTP watcher that sees its session lost before any call does;
+- :mod:`.session`: :class:`ResilientSession`, the ``ClientSession`` call surface; what the healing relay
+  answers in place of a request it gave up, raised as the typed errors; keepalive;
+- :mod:`.owner`: the owner task that opens the one SDK session over the healing relay
+  (:mod:`mcp_hooks.healing`, which rebuilds beneath it after every loss) and holds it;
 - :mod:`.silence`: ``call_timeout``, a call given up once silent for too long;
-- :mod:`.listen`: ``listen()``, a 2026-07-28 ``subscriptions/listen`` stream opened again when lost.
+- :mod:`.listen`: ``listen()``, a 2026-07-28 ``subscriptions/listen`` stream, sent again by the relay.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import pluggy
 from ..engine import DEFAULT_DEADLINE, DEFAULT_MAX_RECONNECTS
 from ..healing.streams import server_key
 from ..sdk import MCP_MAJOR
-from .rebuild import BREAKER_AFTER, _Options
+from .owner import BREAKER_AFTER, _Options
 from .session import ResilientSession
 from .silence import _check_call_timeout
 
@@ -65,7 +63,8 @@ async def connect(
         is settled by watching the connection, not by cutting slow tools short).
     :param mode: mcp 2.x only: ``"auto"`` (the session-less 2026-07-28 protocol where the server
         speaks it), ``"legacy"`` (always the initialize handshake), or a version.
-    :param max_reconnects: rebuilds per call (3); ``deadline``: seconds per call including recovery (30).
+    :param max_reconnects: how often one call may be sent again after losses (3); ``deadline``: seconds a
+        call waits for the session to be rebuilt while the server cannot be reached (30).
     :param replay_safe_tools: tool names always safe to replay.
     :param heal: rebuild in the background as soon as the transport sees the session lost (default on).
     :param breaker_after: with ``heal``, once no session could be opened for this many seconds (15), calls

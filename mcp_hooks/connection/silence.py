@@ -22,6 +22,14 @@ def _check_call_timeout(where: str, value: Any) -> None:
         raise ValueError(f"{where}: option 'call_timeout' must be a positive number of seconds, got {value!r}")
 
 
+def _uncancel(task: asyncio.Task[Any]) -> None:
+    """Take back the cancellation of ``task`` the silence limit made, turned into an error (Python 3.11+;
+    a no-op before)."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
+
+
 class _Silence:
     """Cancels a call's task once the call has been silent (no answer, no progress notification for it)
     for ``limit`` seconds; every progress notification starts the count again."""

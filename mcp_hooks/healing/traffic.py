@@ -121,6 +121,7 @@ class _Traffic:
         self.server = server
         self._pm = pm
         self.rebuilds = 0
+        self.listens_reopened = 0  # subscriptions/listen streams sent again and acknowledged after a loss
         self._pending: dict[Any, _Pending] = {}
         self._link: _Link | None = None
         self._closing = False
@@ -177,6 +178,10 @@ class _Traffic:
             )
         annotations = _READ_ONLY if pending.method in _READ_ONLY_METHODS else None
         return ToolCall(server=self.server, annotations=annotations, attempt=attempt, owner=self.owner, framework="mcp")
+
+    def annotations_of(self, tool: str) -> Any:
+        """A tool's annotations as this session's server listed them (``None``: not known)."""
+        return _annotations_of(self.server, self._tools, tool)
 
     def _replay_safe(self, call: ToolCall, error: BaseException) -> bool:
         """May a request lost in flight run again: a tool named in ``replay_safe_tools``, or the hooks say so."""
@@ -404,6 +409,7 @@ class _Traffic:
         if pending is None or pending.method != "subscriptions/listen" or not pending.resends:
             return
         self._tell("on_recovered", pending)
+        self.listens_reopened += 1
         pending.resends = 0  # it lives on: the next loss of the stream is a first loss again
         honored = params.get("notifications") or {}
         meta = {_SUBSCRIPTION_ID: listen_id}
