@@ -144,12 +144,6 @@ class _LeaderCancelled(RuntimeError):
     """What followers learn when the call leading their rebuild was cancelled: not a real error."""
 
 
-class RebuildGoesOn(RuntimeError):
-    """What followers learn when the rebuild they wait on is led in slices (a connection's background
-    healing) and one slice ended with the session not open yet: not a failed rebuild, the next slice
-    starts at once. Followers wait again, within their deadline, as for a server still unreachable."""
-
-
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -270,10 +264,6 @@ def _recovery(
                 # The request may have run and may not be repeated: whether the session comes back or
                 # not, the answer is the same, so give it now rather than after the server returns.
                 raise _uncertain(pm, call, lost, "and the session could not be rebuilt yet")
-            if isinstance(failure, RebuildGoesOn):
-                rebuilds -= 1
-                unreachable += 1  # bounded like waiting for an unreachable server: deadline and limit
-                continue
             if isinstance(failure, RebuildTimeout):
                 if isinstance(failure, RebuildRefused):
                     error = failure  # says what the caller can act on (the server is down, or refuses us)

@@ -24,8 +24,8 @@ __all__ = ["HealedSubscription"]
 class HealedSubscription:
     """What ``async with session.listen(...) as sub`` gives: ``async for event in sub``, across losses.
 
-    ``honored`` is the filter the server agreed to; ``reopened`` counts the streams opened again after a
-    loss.
+    ``honored`` is the filter the server agreed to; ``reopened`` counts the listen streams of this session
+    the relay opened again after a loss since this one was opened (one a loss, per stream).
     """
 
     def __init__(self, sub: Any, relay: Relay | None) -> None:
