@@ -75,6 +75,7 @@ class _Link:
         self.waiters: dict[str, list[Any]] = {}
         self.change = anyio.Event()
         self.watched = False
+        self.served = False  # the server answered a request of the session's on it
         self.refused_credentials: int | None = None  # 401/403 to the handshake on this link
         # how long a request may take, a 429/503 waited out included: the deadline its relay was given
         # (connect(deadline=...), instrument("mcp", deadline=...)); None: not given, the hook's own cap

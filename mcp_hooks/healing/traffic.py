@@ -365,6 +365,7 @@ class _Traffic:
                     if pending.flow is not None:
                         self._flow_goes_on(pending, getattr(message, "result", None))
                     self._pending.pop(request_id, None)
+                    link.served = True
                     if link.gone or link.watched:  # someone waits for this link to settle
                         link.changed()
                     if pending.method == "tools/list":
