@@ -21,6 +21,7 @@ from typing import Any
 import pluggy
 
 from .. import telemetry
+from ..engine import DEFAULT_DEADLINE
 from ..healing.relay import Relay
 from ..healing.sdk_patch import bypass
 from ..healing.settings import HealSettings
@@ -92,7 +93,7 @@ class _Owning:
             raise self._typed(real, None) if isinstance(real, Exception) else error
 
     def _relay_deadline(self) -> float:
-        return self._settings.deadline if self._settings.deadline is not None else 30.0
+        return self._settings.deadline if self._settings.deadline is not None else DEFAULT_DEADLINE
 
     def _typed(self, error: Exception, tool: str | None) -> Exception:
         return error

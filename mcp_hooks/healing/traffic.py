@@ -282,7 +282,8 @@ class _Traffic:
                 if isinstance(uri, str):
                     self._subscriptions.pop(uri, None)
             meta = (getattr(message, "params", None) or {}).get("_meta")
-            if isinstance(meta, dict) and _PROTOCOL_META in meta:
+            if isinstance(meta, dict) and meta.get(_PROTOCOL_META, self._meta_version) != self._meta_version:
+                # copied once per version, not per request (the session sends the same each time)
                 self._request_meta = {k: v for k, v in meta.items() if k.startswith(_META_PREFIX)}
             pending = _Pending(item, request_id, method, scope)
             if method in _FLOW_METHODS:
@@ -495,6 +496,10 @@ class _Traffic:
     def _own_id(self, link: _Link) -> str:
         return f"{_OWN}{link.generation}:{next(self._ids)}"
 
+    @property
+    def _meta_version(self) -> Any:
+        return self._request_meta.get(_PROTOCOL_META)
+
     def _own_request(self, link: _Link, method: str, params: dict[str, Any] | None = None) -> Any:
         """A request of the relay's own, carrying what the session's requests carry each time under the
         session-less protocol (their ``io.modelcontextprotocol/`` ``_meta``: version, client, capabilities; and
@@ -502,7 +507,7 @@ class _Traffic:
         if not self._request_meta:
             return messages.request(self._own_id(link), method, params)
         params = {**(params or {}), "_meta": dict(self._request_meta)}
-        version = self._request_meta.get(_PROTOCOL_META)
+        version = self._meta_version
         headers = {"mcp-protocol-version": version, "mcp-method": method} if isinstance(version, str) else None
         return messages.request(self._own_id(link), method, params, headers)
 

@@ -261,6 +261,13 @@ async def read_body(response: Any, limit: int = 65536) -> bytes:
     return body
 
 
+def as_404(response: Any, request: Any, body: bytes) -> Any:
+    """A session-loss answer other than 404 (410, a 400 naming the session), handed on as the 404 it means:
+    mcp 1.x answers the request "Session terminated" on a 404, where any other such status tears its whole
+    transport down, and with it the answers of the other requests still out."""
+    return _httpx.Response(404, headers=response.headers, content=body, request=request, extensions=response.extensions)
+
+
 async def read_400(response: Any, request: Any) -> tuple[Any, bool]:
     """A 400 to a session-bearing request, read whole: the response to hand on, and whether its body names
     the session (session loss: handed on as a 404). A JSON-RPC error answering this very request (the
@@ -270,11 +277,7 @@ async def read_400(response: Any, request: Any) -> tuple[Any, bool]:
     body = await read_body(response)
     extensions = response.extensions
     if b"session" in body.lower():
-        # handed on as the 404 it means: mcp 1.x answers the request "Session terminated" on a 404, where a
-        # 400 tears its whole transport down, and with it the answers of the other requests still out
-        return _httpx.Response(
-            404, headers=response.headers, content=body, request=request, extensions=extensions
-        ), True
+        return as_404(response, request, body), True
     try:
         answer = json.loads(body)
         asked = json.loads(request.content)
@@ -394,11 +397,8 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
                 response = gone
             if status == 400:
                 response, named = await read_400(response, request)
-            elif status == 410:  # handed on as the 404 it means (see read_400)
-                body = await read_body(response)
-                response = _httpx.Response(
-                    404, headers=response.headers, content=body, request=request, extensions=response.extensions
-                )
+            elif status == 410:
+                response = as_404(response, request, await read_body(response))
             if named and request.method != "DELETE":
                 link.session_rejected(_request_id(request) if request.method == "POST" else None, status)
             return response
