@@ -18,6 +18,7 @@ __all__ = [
     "UNCERTAIN_CODE",
     "answer_with",
     "error_answer",
+    "field",
     "first_round",
     "inner",
     "method_of",
@@ -49,14 +50,26 @@ def outcome(may_have_run: bool, reason: str, **extra: Any) -> dict[str, Any]:
     return {"mcp-hooks": {"outcome": "uncertain" if may_have_run else "not-run", "reason": reason, **extra}}
 
 
+#: mcp 1.x's root model around every message (mcp 2.x has none).
+_ROOTED: Any = getattr(_types, "JSONRPCMessage", None) if MCP_MAJOR < 2 else None
+
+
 def inner(session_message: Any) -> Any:
     """The request, notification, response or error inside a ``SessionMessage`` (either major)."""
     message = session_message.message
-    return getattr(message, "root", message)
+    return message.root if _ROOTED is not None and isinstance(message, _ROOTED) else message
+
+
+def field(message: Any, name: str) -> Any:
+    """A JSON-RPC message's field, ``None`` where its kind has none (a response's ``method``, a
+    notification's ``id``): read from the model's fields, since a pydantic model raises (costly on the
+    relay's path, twice per message) for an attribute it lacks."""
+    fields = getattr(message, "__dict__", None)
+    return fields.get(name) if fields is not None else getattr(message, name, None)
 
 
 def method_of(session_message: Any) -> str | None:
-    return getattr(inner(session_message), "method", None)
+    return field(inner(session_message), "method")  # type: ignore[no-any-return]
 
 
 def _wrap(message: Any, metadata: Any = None) -> Any:

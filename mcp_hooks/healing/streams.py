@@ -12,7 +12,6 @@ import pluggy
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .. import telemetry
-from . import messages
 from .link import _close
 from .relay import CLOSE_TIMEOUT, Relay
 
@@ -38,28 +37,30 @@ def server_key(kind: str, target: Any) -> str:
 
 
 class _SessionWriter:
-    """The stream the session writes to: the SDK's own, plus, while a tracer is installed, a note of
-    the call each request was sent in (the relay reads the requests in a task of its own)."""
+    """The stream the session writes to: each message goes into the relay in the writer's own task (no
+    extra hop through a task of the relay's), so a tracer's scope and the caller's context come along.
+    The SDK's own stream beneath only carries the close (and ``send_nowait``, which cannot wait)."""
 
     def __init__(self, inner: MemoryObjectSendStream[Any], relay: Relay) -> None:
         self._inner = inner
         self._relay = relay
+        self._closed = False
 
     async def send(self, item: Any) -> None:
-        scope = telemetry.scope()
-        if scope is not None:
-            request_id = getattr(messages.inner(item), "id", None)
-            if request_id is not None and len(self._relay._scopes) < 10_000:
-                self._relay._scopes[request_id] = scope
-        await self._inner.send(item)
+        if self._closed or self._relay._closing:
+            await self._inner.send(item)  # the stream's own answer: closed, or read by the relay to the end
+            return
+        await self._relay._from_session(item, telemetry.scope())
 
     def send_nowait(self, item: Any) -> None:
         self._inner.send_nowait(item)
 
     async def aclose(self) -> None:
+        self._closed = True
         await self._inner.aclose()
 
     def close(self) -> None:
+        self._closed = True
         self._inner.close()
 
     def clone(self) -> Any:

@@ -28,7 +28,7 @@ from ..classify import Loss, SessionLostMark, classify, flow_expired, mark_sessi
 from ..manager import decide, notify, plugin_manager
 from . import messages
 from .breaker import _Breaker
-from .link import _Link, _Pending
+from .link import _Link, _Pending, receive, send
 from .settings import HealSettings, current
 from .watch import current_link
 
@@ -139,7 +139,6 @@ class _Traffic:
         self._outage_since: float | None = None  # when the current loss was seen (None: healthy)
         self._breaker: _Breaker | None = None  # open while the server cannot be rebuilt
         self._announced: tuple[ToolCall, float, bool] | None = None  # on_reconnect's rebuild (own?)
-        self._scopes: dict[Any, Any] = {}  # request id -> the tracer's scope it was sent in (telemetry)
         self._request_meta: dict[str, Any] = {}  # what a session-less session's requests carry each time
         self._learning = False  # the relay asked for the tools itself (the session called one unlisted)
         self._flows: dict[str, int] = {}  # requestState relayed to the session -> restarts of its flow
@@ -211,12 +210,11 @@ class _Traffic:
         if self._session_send is None:
             return
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await self._session_send.send(item)
+            await send(self._session_send, item)
 
     def abandon(self, request_id: Any, reason: str) -> None:
         """The session's caller gave the request up (mcp 1.x says so to nobody): it is never sent again,
         and a server that has it is told (``notifications/cancelled``), as mcp 2.x does itself."""
-        self._scopes.pop(request_id, None)
         pending = self._pending.pop(request_id, None)
         link = pending.link if pending is not None else None
         if link is None or link.gone or self._tg is None:
@@ -234,7 +232,7 @@ class _Traffic:
         try:
             async with from_session:
                 async for item in from_session:
-                    await self._from_session(item)
+                    await self._from_session(item, None)
         finally:
             self._closing = True
             self._wanted.set()
@@ -242,12 +240,13 @@ class _Traffic:
             if link is not None:
                 link.trouble.set()
 
-    async def _from_session(self, item: Any) -> None:
+    async def _from_session(self, item: Any, scope: Any) -> None:
+        """One message the session wrote (``scope``: the tracer's, in the writer's task)."""
         message = messages.inner(item)
-        method = getattr(message, "method", None)
-        request_id = getattr(message, "id", None)
+        method = messages.field(message, "method")
+        request_id = messages.field(message, "id")
+        params = messages.field(message, "params") or {}
         if method is not None and request_id is not None:
-            scope = self._scopes.pop(request_id, None) if self._scopes else None
             if self._dead_for_good is not None:
                 await self._to_session(
                     messages.error_answer(
@@ -274,30 +273,35 @@ class _Traffic:
             elif method == "logging/setLevel":
                 self._level = item
             elif method == "resources/subscribe":
-                uri = (getattr(message, "params", None) or {}).get("uri")
+                uri = params.get("uri")
                 if isinstance(uri, str):
                     self._subscriptions[uri] = item
             elif method == "resources/unsubscribe":
-                uri = (getattr(message, "params", None) or {}).get("uri")
+                uri = params.get("uri")
                 if isinstance(uri, str):
                     self._subscriptions.pop(uri, None)
-            meta = (getattr(message, "params", None) or {}).get("_meta")
+            meta = params.get("_meta")
             if isinstance(meta, dict) and meta.get(_PROTOCOL_META, self._meta_version) != self._meta_version:
                 # copied once per version, not per request (the session sends the same each time)
                 self._request_meta = {k: v for k, v in meta.items() if k.startswith(_META_PREFIX)}
             pending = _Pending(item, request_id, method, scope)
             if method in _FLOW_METHODS:
-                state = (getattr(message, "params", None) or {}).get("requestState")
+                state = params.get("requestState")
                 pending.flow = 0 if state is None else self._flows.pop(state, None)
             self._pending[request_id] = pending
             if method == "tools/call" and self._tools is None and not self._learning:
                 self._learn_tools_soon()
-            await self._send(pending)
+            try:
+                await self._send(pending)
+            except BaseException:
+                if pending.link is not None and self._pending.get(request_id) is pending:
+                    del self._pending[request_id]  # the writer was cancelled while handing it on: not waited for
+                raise
             return
         if method == "notifications/initialized":
             self._handshake = [*self._handshake[:1], item]
         elif method == "notifications/cancelled":
-            cancelled = (getattr(message, "params", None) or {}).get("requestId")
+            cancelled = params.get("requestId")
             self._pending.pop(cancelled, None)
         link = self._link
         if link is not None and not link.gone:
@@ -323,7 +327,7 @@ class _Traffic:
         # mcp 2.x runs each request in the context its message was sent from: the link must be in it.
         token = current_link.set(link)
         try:
-            await link.write.send(item)
+            await send(link.write, item)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             link.died = True
             link.give_up(f"the transport is closed ({type(exc).__name__})")
@@ -336,7 +340,8 @@ class _Traffic:
     async def _down(self, link: _Link) -> None:
         """Every message of one link's transport: answers matched, losses noticed, the rest passed on."""
         try:
-            async for item in link.read:
+            while True:
+                item = await receive(link.read)
                 if not link.answered:
                     link.answered = True
                     if link.generation:
@@ -345,33 +350,33 @@ class _Traffic:
                     await self._to_session(item)
                     continue
                 message = messages.inner(item)
-                request_id = getattr(message, "id", None)
+                request_id = messages.field(message, "id")
                 if isinstance(request_id, str) and request_id.startswith(_OWN):
                     waiter = link.waiters.get(request_id)
                     if waiter is not None:
                         waiter[1] = message
                         waiter[0].set()
                     continue
-                if request_id is None and getattr(message, "method", None) == _ACKNOWLEDGED:
+                if request_id is None and messages.field(message, "method") == _ACKNOWLEDGED:
                     await self._to_session(item)
                     await self._listening_again(message)
                     continue
                 pending = self._pending.get(request_id) if request_id is not None else None
-                if pending is not None and getattr(message, "method", None) is None:
-                    error = getattr(message, "error", None)
+                if pending is not None and messages.field(message, "method") is None:
+                    error = messages.field(message, "error")
                     if error is not None and (
                         self._is_loss(link, pending, error) or self._restart_flow(pending, error)
                     ):
                         continue
                     if pending.flow is not None:
-                        self._flow_goes_on(pending, getattr(message, "result", None))
+                        self._flow_goes_on(pending, messages.field(message, "result"))
                     self._pending.pop(request_id, None)
                     link.served = True
                     if link.gone or link.watched:  # someone waits for this link to settle
                         link.changed()
                     if pending.method == "tools/list":
                         params = getattr(messages.inner(pending.message), "params", None) or {}
-                        self._learn_tools(getattr(message, "result", None), first_page=not params.get("cursor"))
+                        self._learn_tools(messages.field(message, "result"), first_page=not params.get("cursor"))
                     if pending.resends:
                         self._tell("on_recovered", pending)
                 await self._to_session(item)
