@@ -43,36 +43,21 @@ _lock = threading.RLock()
 Describe = Callable[[tuple[Any, ...], dict[str, Any], Any], ToolCall]
 
 
-def _recovered_async(
+async def _recovered_async(
     policy: RecoveryPolicy,
     target: Callable[..., Awaitable[Any]],
     args: Any,
     kwargs: Any,
     describe: Describe,
     owner: Any,
-) -> Awaitable[Any]:
-    """``target(*args, **kwargs)``, and on an error the engine's recovery of it (``describe`` says what
-    the call was), every attempt in one tracer scope when a tracer is installed. The happy path makes no
-    closure, enters no context and adds one coroutine only (this returns it, for the wrapper to await)."""
-    if telemetry.installed() is not None:
-        return _traced_async(policy, target, args, kwargs, describe, owner)
-    return _run_async(policy, target, args, kwargs, describe, owner)
-
-
-async def _traced_async(*call: Any) -> Any:
-    """``_run_async(*call)`` inside one tracer scope."""
-    with telemetry.one_call():
-        return await _run_async(*call)
-
-
-async def _run_async(
-    policy: RecoveryPolicy,
-    target: Callable[..., Awaitable[Any]],
-    args: Any,
-    kwargs: Any,
-    describe: Describe,
-    owner: Any,
+    scoped: bool = False,
 ) -> Any:
+    """``await target(*args, **kwargs)``, and on an error the engine's recovery of it (``describe`` says what
+    the call was), every attempt in one tracer scope when a tracer is installed (``scoped``: entered). The
+    happy path makes no closure and enters no context: one coroutine besides the wrapper's."""
+    if not scoped and telemetry._tracer is not None:  # telemetry.installed(), without a call on this path
+        with telemetry.one_call():
+            return await _recovered_async(policy, target, args, kwargs, describe, owner, True)
     started = _monotonic()
     try:
         return await target(*args, **kwargs)
@@ -82,17 +67,18 @@ async def _run_async(
 
 
 def _recovered_sync(
-    policy: RecoveryPolicy, target: Callable[..., Any], args: Any, kwargs: Any, describe: Describe, owner: Any
+    policy: RecoveryPolicy,
+    target: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+    describe: Describe,
+    owner: Any,
+    scoped: bool = False,
 ) -> Any:
-    if telemetry.installed() is not None:
+    """:func:`_recovered_async`'s twin for a sync ``target``."""
+    if not scoped and telemetry._tracer is not None:
         with telemetry.one_call():
-            return _run_sync(policy, target, args, kwargs, describe, owner)
-    return _run_sync(policy, target, args, kwargs, describe, owner)
-
-
-def _run_sync(
-    policy: RecoveryPolicy, target: Callable[..., Any], args: Any, kwargs: Any, describe: Describe, owner: Any
-) -> Any:
+            return _recovered_sync(policy, target, args, kwargs, describe, owner, True)
     started = _monotonic()
     try:
         return target(*args, **kwargs)

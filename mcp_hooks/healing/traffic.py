@@ -209,8 +209,10 @@ class _Traffic:
     async def _to_session(self, item: Any) -> None:
         if self._session_send is None:
             return
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+        try:
             await send(self._session_send, item)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the session is closing
 
     def abandon(self, request_id: Any, reason: str) -> None:
         """The session's caller gave the request up (mcp 1.x says so to nobody): it is never sent again,
@@ -243,9 +245,10 @@ class _Traffic:
     async def _from_session(self, item: Any, scope: Any) -> None:
         """One message the session wrote (``scope``: the tracer's, in the writer's task)."""
         message = messages.inner(item)
-        method = messages.field(message, "method")
-        request_id = messages.field(message, "id")
-        params = messages.field(message, "params") or {}
+        found = messages.fields(message)
+        method = found.get("method")
+        request_id = found.get("id")
+        params = found.get("params") or {}
         if method is not None and request_id is not None:
             if self._dead_for_good is not None:
                 await self._to_session(
@@ -350,33 +353,34 @@ class _Traffic:
                     await self._to_session(item)
                     continue
                 message = messages.inner(item)
-                request_id = messages.field(message, "id")
+                found = messages.fields(message)
+                request_id = found.get("id")
                 if isinstance(request_id, str) and request_id.startswith(_OWN):
                     waiter = link.waiters.get(request_id)
                     if waiter is not None:
                         waiter[1] = message
                         waiter[0].set()
                     continue
-                if request_id is None and messages.field(message, "method") == _ACKNOWLEDGED:
+                if request_id is None and found.get("method") == _ACKNOWLEDGED:
                     await self._to_session(item)
                     await self._listening_again(message)
                     continue
                 pending = self._pending.get(request_id) if request_id is not None else None
-                if pending is not None and messages.field(message, "method") is None:
-                    error = messages.field(message, "error")
+                if pending is not None and found.get("method") is None:
+                    error = found.get("error")
                     if error is not None and (
                         self._is_loss(link, pending, error) or self._restart_flow(pending, error)
                     ):
                         continue
                     if pending.flow is not None:
-                        self._flow_goes_on(pending, messages.field(message, "result"))
+                        self._flow_goes_on(pending, found.get("result"))
                     self._pending.pop(request_id, None)
                     link.served = True
                     if link.gone or link.watched:  # someone waits for this link to settle
                         link.changed()
                     if pending.method == "tools/list":
                         params = getattr(messages.inner(pending.message), "params", None) or {}
-                        self._learn_tools(messages.field(message, "result"), first_page=not params.get("cursor"))
+                        self._learn_tools(found.get("result"), first_page=not params.get("cursor"))
                     if pending.resends:
                         self._tell("on_recovered", pending)
                 await self._to_session(item)
