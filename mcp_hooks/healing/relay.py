@@ -34,7 +34,7 @@ from ..manager import decide, notify
 from . import messages
 from .breaker import _Breaker
 from .link import _close, _Link, _Pending
-from .traffic import RESTORE_TIMEOUT, _lost_error, _Traffic
+from .traffic import RESTORE_TIMEOUT, _Traffic
 from .watch import current_link
 
 __all__ = ["HEAL_DEADLINE", "Relay", "tools_digest"]
@@ -263,11 +263,11 @@ class Relay(_Traffic):
             loss = pending.lost or Loss.IN_FLIGHT
             if pending.lost is None:
                 pending.lost = loss
-                self._tell("on_tool_error", pending, error=_lost_error(self.server, loss, link.cause, pending.method))
+                self._tell("on_tool_error", pending, error=self._lost(loss, link.cause, pending.method))
             pending.link = None
             pending.may_have_run = pending.may_have_run or loss is Loss.IN_FLIGHT
             error = link.evidence if loss is Loss.REJECTED and link.evidence is not None else None
-            error = error or _lost_error(self.server, loss, link.cause or "the connection was lost", pending.method)
+            error = error or self._lost(loss, link.cause or "the connection was lost", pending.method)
             call = self._call(pending, pending.resends + 1)
             first = first or pending
             if pending.resends >= self.max_resends:
@@ -303,7 +303,7 @@ class Relay(_Traffic):
         cause_call = self._call(first) if first is not None else self._call(None)
         self._rebuild_over(ConnectionError("lost again before the server answered"))  # never two open
         self._announced = (cause_call, time.monotonic(), first is None)
-        lost = _lost_error(self.server, Loss.REJECTED, link.cause or "the connection was lost", None)
+        lost = self._lost(Loss.REJECTED, link.cause or "the connection was lost", None)
         with telemetry.within(first.scope if first is not None else None):
             notify(self.pm, "on_reconnect", call=cause_call, error=error or link.evidence or lost)
         log.debug(
@@ -385,7 +385,7 @@ class Relay(_Traffic):
         said = f"MCP server {self.server} unreachable: {why}" if unreachable else f"MCP server {self.server}: {why}"
         for pending in list(self._pending.values()):
             if pending.link is None:
-                error = _lost_error(self.server, pending.lost or Loss.REJECTED, why, pending.method)
+                error = self._lost(pending.lost or Loss.REJECTED, why, pending.method)
                 self._tell("on_giveup", pending, error=error)
                 await self._answer_error(pending, said, messages.outcome(pending.may_have_run, reason))
         self._rebuild_over(ConnectionError(said))

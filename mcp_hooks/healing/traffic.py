@@ -96,13 +96,6 @@ def _annotations_of(server: str, tools: dict[str, Any] | None, tool: str) -> Any
     return _KNOWN_TOOLS.get(server, {}).get(tool)
 
 
-def _lost_error(server: str, loss: Loss, cause: str, method: str | None) -> ConnectionError:
-    """The error the hooks hear for a lost session (it names the server, as ``connect()``'s always has)."""
-    error = ConnectionError(f"MCP session to {server} lost ({cause})")
-    mark_session_lost(error, SessionLostMark(loss, method=method, detail=cause))
-    return error
-
-
 class _Traffic:
     """The relay's state and its messages both ways; :class:`~.relay.Relay` adds the owner task."""
 
@@ -181,6 +174,12 @@ class _Traffic:
     def annotations_of(self, tool: str) -> Any:
         """A tool's annotations as this session's server listed them (``None``: not known)."""
         return _annotations_of(self.server, self._tools, tool)
+
+    def _lost(self, loss: Loss, cause: str, method: str | None) -> ConnectionError:
+        """The error the hooks hear for a lost session (it names the server, as ``connect()``'s always has)."""
+        error = ConnectionError(f"MCP session to {self.server} lost ({cause})")
+        mark_session_lost(error, SessionLostMark(loss, method=method, detail=cause))
+        return error
 
     def _replay_safe(self, call: ToolCall, error: BaseException) -> bool:
         """May a request lost in flight run again: a tool named in ``replay_safe_tools``, or the hooks say so."""
@@ -478,9 +477,7 @@ class _Traffic:
         if pending is not None and pending.link is link and pending.lost is None:
             pending.lost = loss
             pending.unreachable = unreachable
-            self._tell(
-                "on_tool_error", pending, error=evidence or _lost_error(self.server, loss, cause, pending.method)
-            )
+            self._tell("on_tool_error", pending, error=evidence or self._lost(loss, cause, pending.method))
         link.give_up(cause, evidence)
         link.changed()
 
