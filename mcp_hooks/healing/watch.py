@@ -21,13 +21,12 @@ Nothing is parsed on the happy path; the request body is read only when somethin
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import email.utils
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import anyio
@@ -134,11 +133,14 @@ async def send_refusable(
     request: Any,
     server: str,
     pm: pluggy.PluginManager,
-    on_refusal: Callable[[int, str | None, float | None], None] | None = None,
     deadline: float | None = None,
+    *,
+    on_refusal: Callable[[int, str | None, float | None], None] | None = None,
+    first: Any = None,
 ) -> Any:
     """``send(request)``; while the server refuses a POST with 429 or 503 and the ``retry_refused`` hook
-    gives a wait, wait and send it again (at most :data:`MAX_SENDS` sends).
+    gives a wait, wait and send it again (at most :data:`MAX_SENDS` sends). ``first``: the answer to a first
+    send the caller made itself (a caller whose happy path should not pass through here).
 
     A refusal that is not sent again is answered to the SDK as the request's JSON-RPC error (it names
     the status and ``Retry-After``, and says the request did not run): handed the HTTP error itself,
@@ -149,7 +151,7 @@ async def send_refusable(
     """
     deadline_at = None if deadline is None else time.monotonic() + deadline
     for attempt in range(1, MAX_SENDS + 1):
-        response = await send(request)
+        response = first if attempt == 1 and first is not None else await send(request)
         status = response.status_code
         if status not in REFUSED_STATUSES or request.method != "POST":
             return response
@@ -304,44 +306,32 @@ class WatchedBody(_httpx.AsyncByteStream):  # type: ignore[misc]
     error that broke it (or the answer its event stream lost), or ``None`` when it ended whole. A body
     the SDK stops reading early (it has its answer) reports nothing.
 
-    An iterator object, not an async generator: the SDK stops reading a body once it has its answer, and
-    an abandoned generator is finalized by a task the event loop creates for it, one per request; this
-    one leaves nothing behind, and closes the inner body's generator when the body is closed. One class
-    for the healing layer and ``connect()``'s links alike."""
+    Iterated by an async generator, and closing the body closes only the body beneath: the SDK stops
+    reading once it has its answer, and the generators left behind are finalized later, while the
+    session waits for the server, as the SDK's own are. (Closing them in place, in the SDK's task, put
+    that work between the answer and the next request: +90 us per call under mcp 1.30, measured.)"""
 
-    __slots__ = ("_events", "_inner", "_iterator", "_report", "_request")
+    __slots__ = ("_events", "_inner", "_report", "_request")
 
     def __init__(self, inner: Any, request: Any, events: bool, report: Callable[[Exception | None], None]) -> None:
         self._inner = inner
         self._request = request
         self._events = EventSeen() if events else None
         self._report = report
-        self._iterator: Any = None
 
-    def __aiter__(self) -> WatchedBody:
-        self._iterator = self._inner.__aiter__()
-        return self
-
-    async def __anext__(self) -> bytes:
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        events = self._events
         try:
-            chunk: bytes = await self._iterator.__anext__()
-        except StopAsyncIteration:
-            events = self._events
-            self._report(None if events is None else events.lost_answer(self._request))
-            raise
+            async for chunk in self._inner:
+                if events is not None:
+                    events.feed(chunk)
+                yield chunk
         except Exception as exc:
             self._report(exc)
             raise
-        if self._events is not None:
-            self._events.feed(chunk)
-        return chunk
+        self._report(None if events is None else events.lost_answer(self._request))
 
     async def aclose(self) -> None:
-        iterator, self._iterator = self._iterator, None
-        close = getattr(iterator, "aclose", None)
-        if close is not None:  # the inner body's generator, closed here rather than by a task of its own
-            with contextlib.suppress(RuntimeError):  # still running in a reader: the body's close ends it
-                await close()
         await self._inner.aclose()
 
 
@@ -374,17 +364,27 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             # The session is already gone: closing it would only earn a 404 and a warning.
             return _httpx.Response(204, request=request)
         try:
-            response = await send_refusable(
-                self._inner.handle_async_request, request, link.server, link.pm, deadline=link.deadline
-            )
+            response = await self._inner.handle_async_request(request)
+            if response.status_code in REFUSED_STATUSES and request.method == "POST":
+                response = await send_refusable(
+                    self._inner.handle_async_request, request, link.server, link.pm, link.deadline, first=response
+                )
         except Exception as exc:
             if request.method == "POST":
                 link.request_lost(_request_id(request), exc, refused=_refused(exc))
             raise
         status = response.status_code
-        issued = response.headers.get("mcp-session-id")
-        if issued is not None and status < 300:
-            link.session_id_seen = issued
+        if status < 300:
+            issued = response.headers.get("mcp-session-id")
+            if issued is not None:
+                link.session_id_seen = issued
+            if request.method in ("GET", "POST"):
+                standing = request.method == "GET"
+                events = not standing and event_stream(response)
+                response.stream = WatchedBody(
+                    response.stream, request, events, _healing_report(link, request, standing)
+                )
+            return response
         carried_session = request.headers.get("mcp-session-id") is not None
         if status in (401, 403) and not carried_session and request.method == "POST":
             return response  # a new session's handshake: the client's auth may retry (see _FinalAnswer)
@@ -401,11 +401,6 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
                 response = as_404(response, request, await read_body(response))
             if named and request.method != "DELETE":
                 link.session_rejected(_request_id(request) if request.method == "POST" else None, status)
-            return response
-        if status < 300 and request.method in ("GET", "POST"):
-            standing = request.method == "GET"
-            events = not standing and event_stream(response)
-            response.stream = WatchedBody(response.stream, request, events, _healing_report(link, request, standing))
         return response
 
     async def aclose(self) -> None:
@@ -472,12 +467,9 @@ class _FinalAnswer:
 
     async def __call__(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         response = await self._send(request, *args, **kwargs)
+        if response.status_code not in (401, 403):
+            return response
         link = self._link if self._link is not None else current_link.get()
-        if (
-            link is not None
-            and response.status_code in (401, 403)
-            and request.method == "POST"
-            and request.headers.get("mcp-session-id") is None
-        ):
+        if link is not None and request.method == "POST" and request.headers.get("mcp-session-id") is None:
             link.credentials_refused(response.status_code, _request_id(request))
         return response
