@@ -96,7 +96,7 @@ async def overhead(suite: Suite, srv: FaultServer) -> None:
                     ours_call * 1e3,
                     raw_call * 1e3,
                     "ms",
-                    f"{fmt_ratio(r)} ({ours_call * 1e3:.3f} vs {raw_call * 1e3:.3f} ms, {extra_us:+.0f} us)",
+                    f"{r:.3f}x ({ours_call * 1e3:.3f} vs {raw_call * 1e3:.3f} ms, {extra_us:+.0f} us)",
                     "<= 1.03x" if is_http else "<= +30 us",
                     (r <= 1.03) if is_http else (extra_us <= 30),
                     note=f"median difference of {rounds} back-to-back pairs of {count}-call blocks, who goes first "
