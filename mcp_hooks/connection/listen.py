@@ -24,14 +24,13 @@ __all__ = ["HealedSubscription"]
 class HealedSubscription:
     """What ``async with session.listen(...) as sub`` gives: ``async for event in sub``, across losses.
 
-    ``honored`` is the filter the server agreed to; ``reopened`` counts the listen streams of this session
-    the relay opened again after a loss since this one was opened (one a loss, per stream).
+    ``honored`` is the filter the server agreed to; ``reopened`` counts how often the relay opened this
+    stream again after a loss (one a loss; another stream of the same session counts its own).
     """
 
     def __init__(self, sub: Any, relay: Relay | None) -> None:
         self._sub = sub
         self._relay = relay
-        self._before = relay.listens_reopened if relay is not None else 0
 
     @property
     def honored(self) -> Any:
@@ -39,7 +38,9 @@ class HealedSubscription:
 
     @property
     def reopened(self) -> int:
-        return (self._relay.listens_reopened if self._relay is not None else 0) - self._before
+        if self._relay is None:
+            return 0
+        return self._relay.listens_reopened.get(getattr(self._sub, "subscription_id", None), 0)
 
     def __aiter__(self) -> HealedSubscription:
         return self

@@ -45,7 +45,8 @@ MAX_TOOL_PAGES = 20
 FLOW_RESTARTS = 2
 #: Requests that may answer ``input_required`` and go on in rounds carrying its ``requestState``.
 _FLOW_METHODS = frozenset({"tools/call", "prompts/get", "resources/read"})
-#: The most ``requestState`` values of flows in progress remembered (the oldest is forgotten first).
+#: The most ``requestState`` values of flows in progress remembered (the oldest is forgotten first), and
+#: the most listen streams whose reopenings are counted.
 _FLOWS_LIMIT = 256
 #: A ``subscriptions/listen`` stream (2026-07-28) is acknowledged by this notification; every frame of the
 #: stream names its listen request's id in ``_meta`` under :data:`_SUBSCRIPTION_ID`.
@@ -114,7 +115,9 @@ class _Traffic:
         self.server = server
         self._pm = pm
         self.rebuilds = 0
-        self.listens_reopened = 0  # subscriptions/listen streams sent again and acknowledged after a loss
+        #: listen request id -> how often its subscriptions/listen stream was sent again and acknowledged
+        #: after a loss (the latest :data:`_FLOWS_LIMIT` streams)
+        self.listens_reopened: dict[Any, int] = {}
         self._pending: dict[Any, _Pending] = {}
         self._link: _Link | None = None
         self._closing = False
@@ -419,7 +422,10 @@ class _Traffic:
         if pending is None or pending.method != "subscriptions/listen" or not pending.resends:
             return
         self._tell("on_recovered", pending)
-        self.listens_reopened += 1
+        reopened = self.listens_reopened
+        if listen_id not in reopened and len(reopened) >= _FLOWS_LIMIT:
+            reopened.pop(next(iter(reopened)))
+        reopened[listen_id] = reopened.get(listen_id, 0) + 1
         pending.resends = 0  # it lives on: the next loss of the stream is a first loss again
         honored = params.get("notifications") or {}
         meta = {_SUBSCRIPTION_ID: listen_id}

@@ -47,6 +47,23 @@ async def test_a_lost_stream_is_opened_again_and_says_what_may_have_been_missed(
 
 
 @needs_2x
+async def test_each_stream_of_a_session_counts_its_own_reopenings(server: Any) -> None:
+    from mcp.shared.subscriptions import ToolsListChanged
+
+    async with (
+        mcp_hooks.connect(server.url, mode="auto") as s,
+        s.listen(tools_list_changed=True) as first,
+        s.listen(tools_list_changed=True) as second,
+    ):
+        assert server.health()["listens"] == 2
+        server.restart(signal.SIGKILL)
+        for sub in (first, second):
+            assert await asyncio.wait_for(sub.__anext__(), 30) == ToolsListChanged()
+        assert (first.reopened, second.reopened) == (1, 1)  # one loss each, not the session's two
+        assert server.health()["listens"] == 2
+
+
+@needs_2x
 async def test_a_server_that_stays_down_ends_the_stream_with_an_error(server: Any) -> None:
     async with (
         mcp_hooks.connect(server.url, mode="auto", deadline=3.0, breaker_after=None) as s,
