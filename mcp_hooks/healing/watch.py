@@ -128,6 +128,11 @@ def _refused_call(request: Any, server: str, attempt: int) -> ToolCall:
 REFUSED_CODE = -32029
 
 
+def refused(response: Any, request: Any) -> bool:
+    """The server refused a POST for now (429/503): :func:`send_refusable` decides whether to send it again."""
+    return response.status_code in REFUSED_STATUSES and request.method == "POST"  # type: ignore[no-any-return]
+
+
 async def send_refusable(
     send: Callable[[Any], Awaitable[Any]],
     request: Any,
@@ -153,7 +158,7 @@ async def send_refusable(
     for attempt in range(1, MAX_SENDS + 1):
         response = first if attempt == 1 and first is not None else await send(request)
         status = response.status_code
-        if status not in REFUSED_STATUSES or request.method != "POST":
+        if not refused(response, request):
             return response
         retry_after = retry_after_seconds(response.headers.get("retry-after"))
         call = _refused_call(request, server, attempt)
@@ -365,7 +370,7 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             return _httpx.Response(204, request=request)
         try:
             response = await self._inner.handle_async_request(request)
-            if response.status_code in REFUSED_STATUSES and request.method == "POST":
+            if refused(response, request):
                 response = await send_refusable(
                     self._inner.handle_async_request, request, link.server, link.pm, link.deadline, first=response
                 )
