@@ -114,22 +114,21 @@ class Relay(_Traffic):
                     link.read, link.write = streams[0], streams[1]
                     if len(streams) > 2:
                         link.get_session_id = streams[2]
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._down, link)
-                        if started:
-                            await self._restore(link)
-                        link.opened_at = time.monotonic()
-                        self._link = link
-                        live = True
-                        if not started:
-                            started = True
-                            task_status.started()
-                        else:
-                            await self._rebuilt(link)
-                        await link.trouble.wait()
-                        if not self._closing:
-                            await self._drain(link)
-                        tg.cancel_scope.cancel()
+                    self._read_from(link)  # the session's reader takes the link's messages (answers to ours too)
+                    if started:
+                        await self._restore(link)
+                    link.opened_at = time.monotonic()
+                    self._link = link
+                    live = True
+                    if not started:
+                        started = True
+                        task_status.started()
+                    else:
+                        await self._rebuilt(link)
+                    await link.trouble.wait()
+                    if not self._closing:
+                        await self._drain(link)
+                    self._read_from(None)
                     # Closed by leaving the stack: the transport's own cancel scopes must be exited
                     # innermost first, so no bounding scope can be put around them here; the SDK
                     # bounds its own closing (a gone session's DELETE is answered by the watcher).
@@ -141,6 +140,8 @@ class Relay(_Traffic):
                     link.give_up(f"{type(exc).__name__}: {exc}"[:200], exc)
             finally:
                 current_link.reset(token)
+                if self._reading is link:
+                    self._read_from(None)
                 _close(link.read, link.write)
             self._link = None
             if self._closing:
@@ -280,7 +281,7 @@ class Relay(_Traffic):
                     if loss is Loss.REJECTED and pending.refusal is not None
                     else f"MCP session lost {times} during this request"
                 )
-                await self._answer_error(
+                self._answer_error(
                     pending,
                     f"{said}; gave up (max_reconnects={self.max_resends})",
                     messages.outcome(pending.may_have_run, "max-reconnects"),
@@ -289,7 +290,7 @@ class Relay(_Traffic):
             if loss is Loss.IN_FLIGHT and not self._replay_safe(call, error):
                 uncertain = OutcomeUncertain(self.server, call.tool, link.cause)
                 self._tell("on_giveup", pending, error=uncertain)
-                await self._answer_error(pending, str(uncertain), messages.outcome(True, "in-flight", loss="in-flight"))
+                self._answer_error(pending, str(uncertain), messages.outcome(True, "in-flight", loss="in-flight"))
                 continue
             if not pending.unreachable:
                 pending.resends += 1
@@ -368,7 +369,7 @@ class Relay(_Traffic):
                 await link.change.wait()
         await self._quiet(link, RESTORE_TIMEOUT)
         if await self._list_tools(link) and tools_digest(self._tools or {}) != tools_digest(before):
-            await self._to_session(messages.notification("notifications/tools/list_changed"))
+            self._to_session(messages.notification("notifications/tools/list_changed"))
 
     async def _wait_before_retry(self, failures: int, loss_since: float) -> None:
         """Back off before the next attempt; a request of the session's arriving meanwhile cuts it short
@@ -387,7 +388,7 @@ class Relay(_Traffic):
             if pending.link is None:
                 error = self._lost(pending.lost or Loss.REJECTED, why, pending.method)
                 self._tell("on_giveup", pending, error=error)
-                await self._answer_error(pending, said, messages.outcome(pending.may_have_run, reason))
+                self._answer_error(pending, said, messages.outcome(pending.may_have_run, reason))
         self._rebuild_over(ConnectionError(said))
         log.debug("mcp_hooks: gave up rebuilding the session of %s: %s", self.server, why)
 
@@ -401,7 +402,7 @@ class Relay(_Traffic):
         for pending in list(self._pending.values()):
             self._tell("on_giveup", pending, error=ConnectionError(self._dead_for_good))
             may_have_run = pending.may_have_run or pending.link is not None
-            await self._answer_error(pending, self._dead_for_good, messages.outcome(may_have_run, "crash-loop"))
+            self._answer_error(pending, self._dead_for_good, messages.outcome(may_have_run, "crash-loop"))
 
 
 def tools_digest(tools: dict[str, Any]) -> str:

@@ -1,9 +1,15 @@
 """What the patched SDK transports yield: the session's streams, healed by a :class:`~.relay.Relay`
-that owns the real transport; and the credential-free key of the server each relay heals."""
+that owns the real transport; and the credential-free key of the server each relay heals.
+
+Both run the relay's logic in the session's own tasks: a message the session writes goes on in the
+writer's task, and one the transport sends is taken, matched and passed on in the session's reading task.
+No message waits for a task of the relay's in between (each such hop cost about 15 us per message)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,6 +22,9 @@ from .link import _close
 from .relay import CLOSE_TIMEOUT, Relay
 
 __all__ = ["healed_streams", "relay_streams", "server_key"]
+
+log = logging.getLogger("mcp_hooks.healing")
+_NOTHING: Any = object()
 
 
 def server_key(kind: str, target: Any) -> str:
@@ -34,6 +43,111 @@ def server_key(kind: str, target: Any) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class _SessionReader:
+    """The stream the session reads: the messages of the link the relay reads from, taken in the session's
+    own reading task and passed through the relay's logic there (no extra hop through a task of the
+    relay's), and before them what the relay has for the session itself (its error answers, notifications).
+    One task reads it (the session's); the relay wakes it when it has something or the link changes."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self._queue: deque[Any] = deque()
+        self._wake = anyio.Event()
+        self._waiting: anyio.CancelScope | None = None  # the reader's wait on a link, cut short by wake()
+        self._ended = False  # the relay is done: the end of the stream, once the queue is read
+        self._closed = False  # the session closed its end
+
+    def put(self, item: Any) -> None:
+        if not self._closed:
+            self._queue.append(item)
+            self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+        if self._waiting is not None:
+            self._waiting.cancel()  # (a message the link already handed over is still returned: see receive)
+
+    def end(self) -> None:
+        self._ended = True
+        self.wake()
+
+    async def receive(self) -> Any:
+        relay = self._relay
+        while True:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if self._queue:
+                return self._queue.popleft()
+            if self._ended:
+                raise anyio.EndOfStream
+            link = relay._reading
+            if link is None:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+                continue
+            stream = link.read
+            nowait = getattr(stream, "receive_nowait", None)  # (mcp 2.x's context streams have none)
+            item: Any = _NOTHING
+            try:
+                if nowait is not None:
+                    try:
+                        item = nowait()
+                    except anyio.WouldBlock:
+                        pass
+                if item is _NOTHING:
+                    # Wait for the link, or until woken. Cancelling this scope interrupts only the wait: a
+                    # message handed over before it is returned (anyio hands none to a receiver with a
+                    # cancellation pending, and does not cancel a task whose wait is already over).
+                    try:
+                        with anyio.CancelScope() as self._waiting:
+                            item = await stream.receive()
+                    finally:
+                        self._waiting = None
+                    if item is _NOTHING:
+                        continue  # woken
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                relay._link_ended(link)
+                continue
+            try:
+                item = relay._from_link(link, item)
+            except Exception:  # a fault of the relay's must not end the session's reading: it gets the message
+                log.exception(
+                    "mcp_hooks: the healing relay of %s failed on a message; passed on as it came", relay.server
+                )
+            if item is not None:
+                return item
+
+    def receive_nowait(self) -> Any:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        if self._queue:
+            return self._queue.popleft()
+        raise anyio.WouldBlock
+
+    def __aiter__(self) -> _SessionReader:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.clear()
+        self.wake()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> _SessionReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _SessionWriter:
@@ -95,9 +209,8 @@ def healed_streams(
 async def relay_streams(relay: Relay, *, with_session_id: bool) -> AsyncIterator[Any]:
     """The streams a session reads and writes through ``relay`` (built by the caller, with its own bounds
     and owner), while the relay's owner task runs: ``(read, write)``, or with ``relay.session_id``."""
-    to_session, session_read = anyio.create_memory_object_stream[Any](0)
+    session_read = relay._reader = _SessionReader(relay)
     session_write, from_session = anyio.create_memory_object_stream[Any](0)
-    relay._session_send = to_session
     try:
         async with anyio.create_task_group() as tg:
             relay._tg = tg
@@ -121,4 +234,5 @@ async def relay_streams(relay: Relay, *, with_session_id: bool) -> AsyncIterator
                 tg.cancel_scope.cancel()
     finally:
         # also when leaving the task group raises (a host task cancelled, an error in the transport's owner)
-        _close(to_session, session_read, session_write, from_session)
+        session_read.end()
+        _close(session_write, from_session)

@@ -16,11 +16,11 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pluggy
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .. import redact, telemetry
 from ..calls import ToolCall
@@ -28,9 +28,12 @@ from ..classify import Loss, SessionLostMark, classify, flow_expired, mark_sessi
 from ..manager import decide, notify, plugin_manager
 from . import messages
 from .breaker import _Breaker
-from .link import _Link, _Pending, receive, send
+from .link import _Link, _Pending, send
 from .settings import HealSettings, current
 from .watch import current_link
+
+if TYPE_CHECKING:
+    from .streams import _SessionReader
 
 log = logging.getLogger("mcp_hooks.healing")
 
@@ -129,7 +132,8 @@ class _Traffic:
         self._later: list[Any] = []  # notifications of the session's held during a rebuild
         self._tools: dict[str, Any] | None = None
         self._dead_for_good: str | None = None
-        self._session_send: MemoryObjectSendStream[Any] | None = None
+        self._reader: _SessionReader | None = None  # the stream the session reads (relay_streams)
+        self._reading: _Link | None = None  # the link whose messages the session's reader takes
         self.closed = anyio.Event()
         self._tg: Any = None
         self._outage_since: float | None = None  # when the current loss was seen (None: healthy)
@@ -208,13 +212,16 @@ class _Traffic:
             elif own and error is not None:
                 notify(self.pm, "on_giveup", call=call, error=error)
 
-    async def _to_session(self, item: Any) -> None:
-        if self._session_send is None:
-            return
-        try:
-            await send(self._session_send, item)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass  # the session is closing
+    def _to_session(self, item: Any) -> None:
+        """A message of the relay's own for the session (dropped once the session closed its end)."""
+        if self._reader is not None:
+            self._reader.put(item)
+
+    def _read_from(self, link: _Link | None) -> None:
+        """From now on the session's reader takes ``link``'s messages (``None``: no link's)."""
+        self._reading = link
+        if self._reader is not None:
+            self._reader.wake()
 
     def abandon(self, request_id: Any, reason: str) -> None:
         """The session's caller gave the request up (mcp 1.x says so to nobody): it is never sent again,
@@ -226,9 +233,9 @@ class _Traffic:
         note = messages.notification("notifications/cancelled", {"requestId": request_id, "reason": reason})
         self._tg.start_soon(self._send_raw, link, note)
 
-    async def _answer_error(self, pending: _Pending, message: str, data: Any = None) -> None:
+    def _answer_error(self, pending: _Pending, message: str, data: Any = None) -> None:
         self._pending.pop(pending.request_id, None)
-        await self._to_session(messages.error_answer(pending.request_id, messages.UNCERTAIN_CODE, message, data))
+        self._to_session(messages.error_answer(pending.request_id, messages.UNCERTAIN_CODE, message, data))
 
     # ------------------------------------------------------------------ the session's side
     async def _up(self, from_session: MemoryObjectReceiveStream[Any]) -> None:
@@ -253,7 +260,7 @@ class _Traffic:
         params = found.get("params") or {}
         if method is not None and request_id is not None:
             if self._dead_for_good is not None:
-                await self._to_session(
+                self._to_session(
                     messages.error_answer(
                         request_id,
                         messages.UNCERTAIN_CODE,
@@ -264,7 +271,7 @@ class _Traffic:
                 return
             breaker = self._breaker
             if breaker is not None and not breaker.admit():
-                await self._to_session(
+                self._to_session(
                     messages.error_answer(
                         request_id,
                         messages.UNCERTAIN_CODE,
@@ -342,52 +349,49 @@ class _Traffic:
         return True
 
     # ------------------------------------------------------------------ the transport's side
-    async def _down(self, link: _Link) -> None:
-        """Every message of one link's transport: answers matched, losses noticed, the rest passed on."""
-        try:
-            while True:
-                item = await receive(link.read)
-                if not link.answered:
-                    link.answered = True
-                    if link.generation:
-                        self._confirmed(link)
-                if isinstance(item, BaseException):
-                    await self._to_session(item)
-                    continue
-                message = messages.inner(item)
-                found = messages.fields(message)
-                request_id = found.get("id")
-                if isinstance(request_id, str) and request_id.startswith(_OWN):
-                    waiter = link.waiters.get(request_id)
-                    if waiter is not None:
-                        waiter[1] = message
-                        waiter[0].set()
-                    continue
-                if request_id is None and found.get("method") == _ACKNOWLEDGED:
-                    await self._to_session(item)
-                    await self._listening_again(message)
-                    continue
-                pending = self._pending.get(request_id) if request_id is not None else None
-                if pending is not None and found.get("method") is None:
-                    error = found.get("error")
-                    if error is not None and (
-                        self._is_loss(link, pending, error) or self._restart_flow(pending, error)
-                    ):
-                        continue
-                    if pending.flow is not None:
-                        self._flow_goes_on(pending, found.get("result"))
-                    self._pending.pop(request_id, None)
-                    link.served = True
-                    if link.gone or link.watched:  # someone waits for this link to settle
-                        link.changed()
-                    if pending.method == "tools/list":
-                        params = getattr(messages.inner(pending.message), "params", None) or {}
-                        self._learn_tools(found.get("result"), first_page=not params.get("cursor"))
-                    if pending.resends:
-                        self._tell("on_recovered", pending)
-                await self._to_session(item)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream):
-            pass
+    def _from_link(self, link: _Link, item: Any) -> Any:
+        """One message of ``link``'s transport, taken by the session's reader (in its own task): answers
+        matched, losses noticed. What the session is to see, or ``None`` (the relay keeps it)."""
+        if not link.answered:
+            link.answered = True
+            if link.generation:
+                self._confirmed(link)
+        if isinstance(item, BaseException):
+            return item
+        message = messages.inner(item)
+        found = messages.fields(message)
+        request_id = found.get("id")
+        if isinstance(request_id, str) and request_id.startswith(_OWN):
+            waiter = link.waiters.get(request_id)
+            if waiter is not None:
+                waiter[1] = message
+                waiter[0].set()
+            return None
+        if request_id is None and found.get("method") == _ACKNOWLEDGED:
+            self._listening_again(message)  # (what it tells the session comes after the acknowledgement)
+            return item
+        pending = self._pending.get(request_id) if request_id is not None else None
+        if pending is not None and found.get("method") is None:
+            error = found.get("error")
+            if error is not None and (self._is_loss(link, pending, error) or self._restart_flow(pending, error)):
+                return None
+            if pending.flow is not None:
+                self._flow_goes_on(pending, found.get("result"))
+            self._pending.pop(request_id, None)
+            link.served = True
+            if link.gone or link.watched:  # someone waits for this link to settle
+                link.changed()
+            if pending.method == "tools/list":
+                params = getattr(messages.inner(pending.message), "params", None) or {}
+                self._learn_tools(found.get("result"), first_page=not params.get("cursor"))
+            if pending.resends:
+                self._tell("on_recovered", pending)
+        return item
+
+    def _link_ended(self, link: _Link) -> None:
+        """``link``'s transport closed its stream (the session's reader saw it end)."""
+        if self._reading is link:
+            self._reading = None
         link.died = True
         for waiter in link.waiters.values():
             waiter[0].set()
@@ -411,7 +415,7 @@ class _Traffic:
         pending.refusal = redact.text(f"{error.code}: {error.message}")[:200]
         return True
 
-    async def _listening_again(self, ack: Any) -> None:
+    def _listening_again(self, ack: Any) -> None:
         """A ``subscriptions/listen`` the relay sent again (its stream was lost with the server) is
         acknowledged by the new server: the session's subscription goes on, under its own id. The protocol
         replays nothing, so the session is then told one event per kind the stream honours (a list changed,
@@ -436,7 +440,7 @@ class _Traffic:
             if isinstance(uri, str)
         ]
         for notification in missed:
-            await self._to_session(notification)
+            self._to_session(notification)
         log.info("mcp_hooks: %s: a subscriptions/listen stream was opened again after a loss", self.server)
 
     def _restart_flow(self, pending: _Pending, error: Any) -> bool:
