@@ -131,13 +131,31 @@ def with_mcp_recovery(func: Any = None, /, **options: Any) -> Any:
 
             @functools.wraps(target)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                return await _recovered_async(policy, target, args, kwargs, describe, bound_owner)
+                if telemetry._tracer is not None:
+                    return await _recovered_async(policy, target, args, kwargs, describe, bound_owner)
+                # _recovered_async's happy path, inline: one coroutine fewer per call (about 100 ns)
+                started = _monotonic()
+                try:
+                    return await target(*args, **kwargs)
+                except Exception as exc:
+                    error = exc
+                call = describe(args, kwargs, bound_owner)
+                return await recover_async(policy, lambda: target(*args, **kwargs), call, error, started)
 
             return async_wrapper
 
         @functools.wraps(target)
         def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            return _recovered_sync(policy, target, args, kwargs, describe, bound_owner)
+            if telemetry._tracer is not None:
+                return _recovered_sync(policy, target, args, kwargs, describe, bound_owner)
+            started = _monotonic()  # (as the async wrapper: _recovered_sync's happy path, inline)
+            try:
+                return target(*args, **kwargs)
+            except Exception as exc:
+                error = exc
+            return recover_sync(
+                policy, lambda: target(*args, **kwargs), describe(args, kwargs, bound_owner), error, started
+            )
 
         return sync_wrapper
 
