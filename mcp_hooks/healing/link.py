@@ -127,16 +127,3 @@ def _close(*streams: Any) -> None:
         if callable(close):
             with contextlib.suppress(Exception):
                 close()
-
-
-async def send(stream: Any, item: Any) -> None:
-    """Hand ``item`` on; to a reader already waiting without a turn of the event loop (anyio's ``send``
-    always yields first, which on the relay's hot path costs a scheduling round per message)."""
-    nowait = getattr(stream, "send_nowait", None)
-    if nowait is not None:
-        try:
-            nowait(item)
-            return
-        except anyio.WouldBlock:
-            pass
-    await stream.send(item)

@@ -28,7 +28,7 @@ from ..classify import Loss, SessionLostMark, classify, flow_expired, mark_sessi
 from ..manager import decide, notify, plugin_manager
 from . import messages
 from .breaker import _Breaker
-from .link import _Link, _Pending, send
+from .link import _Link, _Pending
 from .settings import HealSettings, current
 from .watch import current_link
 
@@ -339,7 +339,16 @@ class _Traffic:
         # mcp 2.x runs each request in the context its message was sent from: the link must be in it.
         token = current_link.set(link)
         try:
-            await send(link.write, item)
+            # a transport's writer already waiting takes it at once: anyio's send() yields a turn first
+            write = link.write
+            nowait = getattr(write, "send_nowait", None)
+            if nowait is None:
+                await write.send(item)
+            else:
+                try:
+                    nowait(item)
+                except anyio.WouldBlock:
+                    await write.send(item)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             link.died = True
             link.give_up(f"the transport is closed ({type(exc).__name__})")
