@@ -68,7 +68,7 @@ class _SessionReader:
     def wake(self) -> None:
         self._wake.set()
         if self._waiting is not None:
-            self._waiting.cancel()  # (a message the link already handed over is still returned: see receive)
+            self._waiting.cancel()  # (a message the link already handed over is still returned: see __anext__)
 
     def end(self) -> None:
         self._ended = True
@@ -80,7 +80,8 @@ class _SessionReader:
         (a third of a scope's cost; the session reads in one event loop for its whole life)."""
         return type(anyio.CancelScope())
 
-    async def receive(self) -> Any:
+    async def __anext__(self) -> Any:
+        """The next message (what the session's ``async for`` reads: no extra coroutine for ``receive``)."""
         relay = self._relay
         while True:
             if self._closed:
@@ -88,7 +89,7 @@ class _SessionReader:
             if self._queue:
                 return self._queue.popleft()
             if self._ended:
-                raise anyio.EndOfStream
+                raise StopAsyncIteration
             link = relay._reading
             if link is None:
                 self._wake = anyio.Event()
@@ -136,11 +137,11 @@ class _SessionReader:
     def __aiter__(self) -> _SessionReader:
         return self
 
-    async def __anext__(self) -> Any:
+    async def receive(self) -> Any:
         try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
+            return await self.__anext__()
+        except StopAsyncIteration:
+            raise anyio.EndOfStream from None
 
     def close(self) -> None:
         self._closed = True
