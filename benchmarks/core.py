@@ -73,6 +73,11 @@ def tiny_server() -> Any:
         """Return x."""
         return x
 
+    @server.tool()
+    async def anoop(x: int) -> int:
+        """Return x, in the event loop (a sync tool runs on a worker thread, whose wake-up blurs a few us)."""
+        return x
+
     return server
 
 

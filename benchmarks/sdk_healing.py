@@ -13,13 +13,18 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+
 import mcp_hooks
 from benchmarks.common import Figure, Suite, fail, fmt_ms, fmt_ratio, median, ratio
 from mcp_hooks.healing import bypass
+from mcp_hooks.healing.streams import healed_streams
+from mcp_hooks.sdk import MCP_MAJOR
 from mcp_hooks.testing import FaultServer
 
 GROUP = "Healing beneath the SDK session"
 ECHO = ("echo", {"text": "bench"})
+NOOP = ("anoop", {"x": 1})  # benchmarks.core.tiny_server's tool that runs in the event loop
 
 
 @contextlib.asynccontextmanager
@@ -45,14 +50,16 @@ def _text(result: Any) -> str:
     return "".join(getattr(part, "text", "") for part in getattr(result, "content", []))
 
 
-async def _block(session: Any, count: int) -> float:
+async def _block(session: Any, count: int, call: tuple[str, dict[str, Any]] = ECHO) -> float:
     started = time.perf_counter()
     for _ in range(count):
-        _text(await session.call_tool(*ECHO))
+        _text(await session.call_tool(*call))
     return (time.perf_counter() - started) / count
 
 
-async def _paired(raw: Any, ours: Any, *, count: int, rounds: int) -> tuple[float, float]:
+async def _paired(
+    raw: Any, ours: Any, *, count: int, rounds: int, call: tuple[str, dict[str, Any]] = ECHO
+) -> tuple[float, float]:
     """The raw SDK's time per call, and what healing adds to it: the median, over ``rounds`` pairs of
     back-to-back blocks of ``count`` calls (who goes first alternating), of each pair's difference. A
     pair shares the moment's load (the server process is on the same two cores), so the difference
@@ -61,11 +68,11 @@ async def _paired(raw: Any, ours: Any, *, count: int, rounds: int) -> tuple[floa
     extra_s: list[float] = []
     for r in range(rounds):
         if r % 2 == 0:
-            baseline = await _block(raw, count)
-            healed = await _block(ours, count)
+            baseline = await _block(raw, count, call)
+            healed = await _block(ours, count, call)
         else:
-            healed = await _block(ours, count)
-            baseline = await _block(raw, count)
+            healed = await _block(ours, count, call)
+            baseline = await _block(raw, count, call)
         raw_s.append(baseline)
         extra_s.append(healed - baseline)
     return median(raw_s), median(extra_s)
@@ -105,6 +112,69 @@ async def overhead(suite: Suite, srv: FaultServer) -> None:
             )
     finally:
         stdio.close()
+
+
+@contextlib.asynccontextmanager
+async def _memory_transport(server: Any) -> AsyncIterator[Any]:
+    """The SDK's in-memory transport to an in-process server: its ``(read, write)`` streams."""
+    if MCP_MAJOR >= 2:
+        from mcp.client._memory import InMemoryTransport
+
+        async with InMemoryTransport(server) as streams:
+            yield streams
+        return
+    from mcp.shared.memory import create_client_server_memory_streams
+
+    low = server._mcp_server
+    async with create_client_server_memory_streams() as (client, (read, write)), anyio.create_task_group() as tg:
+        tg.start_soon(lambda: low.run(read, write, low.create_initialization_options(), raise_exceptions=True))
+        yield client
+        tg.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def _memory_session(server: Any, *, healed: bool) -> AsyncIterator[Any]:
+    """A raw SDK ``ClientSession`` over the in-memory transport, through a relay or the SDK's own."""
+    from mcp import ClientSession
+
+    streams_cm: Any = (
+        healed_streams(lambda: _memory_transport(server), kind="memory", server="memory:bench", with_session_id=False)
+        if healed
+        else _memory_transport(server)
+    )
+    async with streams_cm as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        yield session
+
+
+async def relay_alone(suite: Suite) -> None:
+    """What the relay itself adds to a call, with no network or child process beneath to blur it: a
+    ``ClientSession`` over the SDK's in-memory transport to an in-process server, with and without it."""
+    from benchmarks.core import tiny_server
+
+    count, rounds = (20, 5) if suite.quick else (20, 121)
+    server = tiny_server()
+    async with _memory_session(server, healed=False) as raw, _memory_session(server, healed=True) as ours:
+        for _ in range(20):
+            _text(await raw.call_tool(*NOOP))
+            _text(await ours.call_tool(*NOOP))
+        raw_call, extra = await _paired(raw, ours, count=count, rounds=rounds, call=NOOP)
+    ours_call = raw_call + extra
+    extra_us = extra * 1e6
+    suite.add(
+        Figure(
+            "sdk_healing.memory_call",
+            GROUP,
+            "MCP call over the SDK's in-memory transport through the healing relay vs the SDK's own",
+            ours_call * 1e3,
+            raw_call * 1e3,
+            "ms",
+            f"{ratio(ours_call, raw_call):.3f}x ({ours_call * 1e3:.3f} vs {raw_call * 1e3:.3f} ms, {extra_us:+.0f} us)",
+            "<= +30 us",
+            extra_us <= 30,
+            note=f"the relay's own cost: median difference of {rounds} back-to-back pairs of {count}-call blocks",
+        )
+    )
 
 
 async def _fresh(url: str) -> float:
@@ -289,6 +359,7 @@ async def run(suite: Suite, srv: FaultServer) -> None:
     try:
         print("healing beneath the SDK session: overhead", flush=True)
         await overhead(suite, srv)
+        await relay_alone(suite)
         print("healing beneath the SDK session: first call after a lost session", flush=True)
         await after_restart(suite, srv)
         print("healing beneath the SDK session: storm", flush=True)

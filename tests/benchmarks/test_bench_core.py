@@ -32,6 +32,7 @@ EXPECTED = {
     "memory.sessions10",
     "sdk_healing.http_call",
     "sdk_healing.stdio_call",
+    "sdk_healing.memory_call",
     "sdk_healing.first_call",
     "sdk_healing.storm.n1",
     "sdk_healing.storm.n10",
