@@ -48,7 +48,7 @@ def render(documents: list[dict[str, Any]]) -> str:
         return "_No figures yet: run `nox -s bench`._\n"
     lines: list[str] = []
     machines = {json.dumps(d["machine"], sort_keys=True) for d in documents}
-    for machine in machines:
+    for machine in sorted(machines):  # (a set: sorted, so the README does not change between renders)
         m = json.loads(machine)
         lines.append(f"Measured on {m['cpu']}, {m['cores']} cores, {m['system']}, {m['python']}.")
     timed = [d["seconds"] for d in documents if isinstance(d.get("seconds"), int)]
