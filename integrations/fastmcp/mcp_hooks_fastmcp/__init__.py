@@ -13,7 +13,9 @@ What is wrapped:
   (fastmcp 3.x and 4.x). ``call_tool`` and ``list_tools`` call them, looked up at call time, so
   nothing captured earlier escapes.
 - Under mcp 1.x only, the SDK's ``StreamableHTTPTransport._handle_sse_response``, so that a request
-  whose response stream dies with the server fails (as in mcp 2.x) instead of hanging forever.
+  whose response stream dies with the server fails (as in mcp 2.x) instead of hanging forever; and
+  fastmcp's stdio session task, ``_stdio_transport_connect_task``, so that a request pending when a
+  stdio server dies fails with "Connection closed" instead of hanging forever (see :mod:`._mcp1_stdio`).
 - ``fastmcp.client.client.Client._session_runner``, the client's session task, which opens the SDK
   transport (``transport.connect_session``): it runs under :func:`mcp_hooks.healing.bypass`, so that with
   ``mcp_hooks.instrument("mcp")`` on too the client's session is healed by this shim alone, never by both.
@@ -48,7 +50,7 @@ from mcp_hooks.healing import bypass
 from mcp_hooks.plugins.replay_safety import repeatable
 from mcp_hooks.sdk import MCP_MAJOR
 
-from . import _mcp1_sse
+from . import _mcp1_sse, _mcp1_stdio
 from ._session import (
     NOT_CONNECTED_TEXT,
     RUNNER_ENDED_TEXT,
@@ -100,7 +102,9 @@ class FastMCPIntegration(mcp_hooks.Integration):
     def __init__(self) -> None:
         super().__init__()
         #: the client's session task; under mcp 1.x also the SDK's SSE answer reader (:mod:`._mcp1_sse`)
-        self.patches = (_RUNNER_PATCH, _mcp1_sse.PATCH) if MCP_MAJOR == 1 else (_RUNNER_PATCH,)
+        #: and fastmcp's stdio session task (:mod:`._mcp1_stdio`)
+        mcp1_fixes = (_mcp1_sse.PATCH, _mcp1_stdio.PATCH)
+        self.patches = (_RUNNER_PATCH, *mcp1_fixes) if MCP_MAJOR == 1 else (_RUNNER_PATCH,)
 
     def targets(self) -> Iterable[tuple[str, dict[str, Any]]]:
         owner = "fastmcp.client.mixins.tools:ClientToolsMixin"

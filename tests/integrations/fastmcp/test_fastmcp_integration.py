@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 import mcp_hooks_fastmcp
 import pytest
 from fastmcp_helpers import MCP_MAJOR
-from mcp_hooks_fastmcp import _mcp1_sse
+from mcp_hooks_fastmcp import _mcp1_sse, _mcp1_stdio
 
 import mcp_hooks
 
@@ -28,6 +29,10 @@ def _sse_class() -> Any:
     from mcp.client.streamable_http import StreamableHTTPTransport
 
     return StreamableHTTPTransport
+
+
+def _stdio_module() -> Any:
+    return importlib.import_module(_mcp1_stdio.MODULE)
 
 
 def _client() -> Any:
@@ -47,6 +52,7 @@ def test_instrument_twice_wraps_once_and_uninstrument_restores_exactly(no_shim: 
     originals = {name: vars(owner)[name] for name in ("call_tool_mcp", "list_tools_mcp")}
     sse_original = vars(_sse_class())[_mcp1_sse.METHOD]
     runner_original = vars(_client())["_session_runner"]
+    stdio_original = vars(_stdio_module())[_mcp1_stdio.FUNCTION]
     integration = mcp_hooks_fastmcp.mcp_hooks_integration
     try:
         assert mcp_hooks.instrument("fastmcp") == {"fastmcp": True}
@@ -59,13 +65,16 @@ def test_instrument_twice_wraps_once_and_uninstrument_restores_exactly(no_shim: 
         if MCP_MAJOR == 1:
             assert vars(_sse_class())[_mcp1_sse.METHOD] is not sse_original
             assert vars(_sse_class())[_mcp1_sse.METHOD].__wrapped__ is sse_original
+            assert vars(_stdio_module())[_mcp1_stdio.FUNCTION].__wrapped__ is stdio_original
         else:
             assert vars(_sse_class())[_mcp1_sse.METHOD] is sse_original
+            assert vars(_stdio_module())[_mcp1_stdio.FUNCTION] is stdio_original
     finally:
         integration.uninstrument()
     for name, original in originals.items():
         assert vars(owner)[name] is original
     assert vars(_sse_class())[_mcp1_sse.METHOD] is sse_original
+    assert vars(_stdio_module())[_mcp1_stdio.FUNCTION] is stdio_original
     assert vars(_client())["_session_runner"] is runner_original
     integration.uninstrument()  # twice is fine
     assert integration.enabled is False
@@ -85,6 +94,7 @@ def test_steps_aside_when_fastmcp_is_missing(
     assert lines == ["mcp_hooks: integration 'fastmcp' steps aside: fastmcp is not installed"]
     assert vars(owner)["call_tool_mcp"] is original
     assert not _mcp1_sse.installed()
+    assert not _mcp1_stdio.installed()
 
 
 @pytest.mark.parametrize("version", ["2.14.7", "5.0.0"])

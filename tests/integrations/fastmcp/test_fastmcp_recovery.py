@@ -7,6 +7,7 @@ real signals under a live session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import threading
@@ -237,4 +238,55 @@ async def test_a_stdio_server_that_died_is_spawned_again(shim: object, mcp_stdio
         assert second.startswith("two")
         assert _pid_of(second) != str(pid)
         assert rebuilds(client) == 1
+    assert mcp_stdio_fault_server.executions("echo") == 2
+
+
+def _dead(pid: int) -> bool:
+    """``pid`` has exited (a zombie not yet reaped counts: its pipes are closed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads a process's state from /proc")
+async def test_a_stdio_server_whose_stdin_breaks_first_is_spawned_again(
+    shim: object, mcp_stdio_fault_server: FaultServer, tmp_path: object
+) -> None:
+    """The other ending of a dead stdio server: the request's write fails (EPIPE) before its stdout ends
+    (here it never does: a child of the server's shell holds it, as a server's own child can). Under
+    mcp 1.x the SDK's transport then fails and the request waited forever, unanswered and unseen by
+    fastmcp (the race behind test_a_stdio_server_that_died_is_spawned_again's rare hang, made sure)."""
+    from pathlib import Path
+
+    from fastmcp.client.transports import StdioTransport
+
+    holders = Path(str(tmp_path)) / "holders"
+    params = mcp_stdio_fault_server.stdio_parameters()
+    hold_stdout = f"sh -c 'echo $$ >> {holders}; exec sleep 60' holder </dev/null &"
+    script = f'{hold_stdout} exec "$0" "$@"'
+    client = Client(StdioTransport(command="sh", args=["-c", script, params.command, *params.args], env=params.env))
+    try:
+        async with client:
+            first = text_of(await client.call_tool("echo", {"text": "one"}))
+            pid = int(_pid_of(first))
+            os.kill(pid, signal.SIGKILL)  # the server this client spawned (its shell exec'd it)
+            for _ in range(500):
+                if _dead(pid):
+                    break
+                await asyncio.sleep(0.01)
+            assert _dead(pid)
+            # Let the event loop see the pipe's reader gone (asyncio closes its stdin transport then), so
+            # that the write fails: written before that, it is lost without an error, and with stdout
+            # held open nothing would ever tell (in either SDK).
+            await asyncio.sleep(0.2)
+            second = text_of(await asyncio.wait_for(client.call_tool("echo", {"text": "two"}), 30))
+            assert second.startswith("two")
+            assert _pid_of(second) != str(pid)
+            assert rebuilds(client) == 1
+    finally:
+        for line in holders.read_text().split() if holders.exists() else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line), signal.SIGKILL)  # the stdout holders this test started
     assert mcp_stdio_fault_server.executions("echo") == 2
