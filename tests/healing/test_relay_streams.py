@@ -81,3 +81,29 @@ async def test_a_relay_told_not_to_heal_in_the_background_rebuilds_for_the_next_
         assert relay.rebuilds == 1
     assert [call.tool for call in events.reconnects] == [None]
     assert events.recovered == events.reconnects and events.giveups == []
+
+
+async def test_a_fault_of_the_relay_on_a_message_passes_the_message_on_as_it_came(
+    server: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay's logic runs in the session's own reading task: an exception there is logged and the
+    message handed to the session as it came; the session's reading goes on."""
+    async with relayed(server.url) as (session, relay):
+        text(await session.call_tool("echo", {"text": "warm"}))
+        relays_messages = relay._from_link
+        faults = []
+
+        def faulty(link: Any, item: Any) -> Any:
+            if not faults:
+                faults.append(item)
+                raise RuntimeError("a fault of the relay's")
+            return relays_messages(link, item)
+
+        monkeypatch.setattr(relay, "_from_link", faulty)
+        with caplog.at_level("ERROR", logger="mcp_hooks.healing"):
+            answer = text(await asyncio.wait_for(session.call_tool("echo", {"text": "through"}), 10))
+        assert answer.startswith("through") and len(faults) == 1
+        logged = [r for r in caplog.records if "failed on a message" in r.getMessage()]
+        assert len(logged) == 1 and logged[0].exc_info is not None
+        assert str(logged[0].exc_info[1]) == "a fault of the relay's"
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "after"}), 10)).startswith("after")
