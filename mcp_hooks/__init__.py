@@ -7,10 +7,11 @@ answer last, so any plugin can add or veto a case.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .attach import AttachHandle, attach, with_mcp_recovery
 from .calls import CallTimeout, OutcomeUncertain, ToolCall
 from .classify import Loss, SessionLostMark, Verdict, classify, mark_session_lost, session_lost_mark
-from .connection import ResilientSession, connect
 from .engine import CircuitOpen, CredentialsRefused
 from .hookspecs import hookimpl, hookspec
 from .integration import Integration, instrument, integrations, uninstrument
@@ -24,6 +25,9 @@ from .manager import (
     reset_plugin_manager,
 )
 from .patch import Patch
+
+if TYPE_CHECKING:
+    from .connection import ResilientSession, connect
 
 __version__ = "0.1.0"
 
@@ -60,3 +64,19 @@ __all__ = [
     "uninstrument",
     "with_mcp_recovery",
 ]
+
+#: Loaded on first use: they stand on the MCP SDK (and its anyio), which the hooks, the classifier, the
+#: engine and attachment never need, so ``import mcp_hooks`` works (and stays light) without it.
+_ON_THE_SDK = frozenset({"connect", "ResilientSession"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ON_THE_SDK:
+        raise AttributeError(f"module 'mcp_hooks' has no attribute {name!r}")
+    try:
+        from . import connection
+    except ImportError as exc:
+        raise ImportError(f"mcp_hooks.{name} needs the MCP SDK (pip install mcp): {exc}") from exc
+    value = getattr(connection, name)
+    globals()[name] = value
+    return value

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,42 @@ def test_no_import_cycles() -> None:
     for module in sorted(loads):
         if module not in state:
             visit(module, ())
+
+
+#: Run in a fresh interpreter where the MCP SDK and what it stands on cannot be imported.
+_WITHOUT_THE_SDK = """
+import importlib.abc, sys
+class NoSdk(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {"mcp", "anyio", "httpx", "httpx2", "pydantic"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, NoSdk())
+import mcp_hooks
+print(mcp_hooks.classify(RuntimeError("Session terminated")).loss.name)
+try:
+    mcp_hooks.connect
+except ImportError as exc:
+    print(exc)
+"""
+
+
+def test_the_package_imports_without_the_sdk_and_says_what_needs_it() -> None:
+    """The hooks, the classifier, the engine and attachment need no SDK; ``connect`` loads it on first use."""
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_THE_SDK], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    loss, error = done.stdout.splitlines()
+    assert loss == "REJECTED"
+    assert error.startswith("mcp_hooks.connect needs the MCP SDK (pip install mcp): No module named")
+
+
+def test_connect_is_loaded_on_first_use() -> None:
+    import mcp_hooks
+    from mcp_hooks.connection import ResilientSession, connect
+
+    assert mcp_hooks.connect is connect
+    assert mcp_hooks.ResilientSession is ResilientSession
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        mcp_hooks.nope  # noqa: B018 - the attribute look-up is what is tested
