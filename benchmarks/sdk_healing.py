@@ -50,7 +50,7 @@ def _text(result: Any) -> str:
     return "".join(getattr(part, "text", "") for part in getattr(result, "content", []))
 
 
-async def _block(session: Any, count: int, call: tuple[str, dict[str, Any]] = ECHO) -> float:
+async def _block(session: Any, count: int, call: tuple[str, dict[str, Any]]) -> float:
     started = time.perf_counter()
     for _ in range(count):
         _text(await session.call_tool(*call))
@@ -58,7 +58,7 @@ async def _block(session: Any, count: int, call: tuple[str, dict[str, Any]] = EC
 
 
 async def _paired(
-    raw: Any, ours: Any, *, count: int, rounds: int, call: tuple[str, dict[str, Any]] = ECHO
+    raw: Any, ours: Any, *, count: int, rounds: int, call: tuple[str, dict[str, Any]]
 ) -> tuple[float, float]:
     """The raw SDK's time per call, and what healing adds to it: the median, over ``rounds`` pairs of
     back-to-back blocks of ``count`` calls (who goes first alternating), of each pair's difference. A

@@ -8,6 +8,7 @@ import logging
 import sys
 import textwrap
 import uuid
+from typing import Any
 
 import pluggy
 import pytest
@@ -120,6 +121,11 @@ def test_async_reconnect_hook_is_allowed():
     assert pm.register(AsyncReconnect(), name="async-reconnect") == "async-reconnect"
 
 
+def _builtins_of(hook: Any) -> list[str]:
+    """The built-in plugins implementing ``hook`` (an installed integration's entry point may too)."""
+    return [impl.plugin_name for impl in hook.get_hookimpls() if impl.plugin_name in BUILTINS]
+
+
 @pytest.mark.parametrize("blocked", BUILTINS)
 def test_disable_blocks_a_builtin_by_name(blocked, monkeypatch, fresh_default):
     monkeypatch.setenv("MCP_HOOKS_DISABLE", f" {blocked} , some-other-plugin")
@@ -134,13 +140,13 @@ def test_disable_blocks_a_builtin_by_name(blocked, monkeypatch, fresh_default):
         assert is_session_expired(session_lost_error()) is False
     elif blocked == "replay-safety":
         assert is_session_expired(session_lost_error()) is True
-        assert pm.hook.is_replay_safe.get_hookimpls() == []
+        assert _builtins_of(pm.hook.is_replay_safe) == []
     elif blocked == "retry-after":
         assert is_session_expired(session_lost_error()) is True
-        assert pm.hook.retry_refused.get_hookimpls() == []
+        assert _builtins_of(pm.hook.retry_refused) == []
     elif blocked == "circuit-breaker":
         assert is_session_expired(session_lost_error()) is True
-        assert pm.hook.open_circuit.get_hookimpls() == []
+        assert _builtins_of(pm.hook.open_circuit) == []
     else:
         assert is_session_expired(session_lost_error()) is True
         assert "recovery-log" not in [i.plugin_name for i in pm.hook.on_rebuilt.get_hookimpls()]

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from fastmcp import Client
@@ -252,17 +253,15 @@ def _dead(pid: int) -> bool:
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads a process's state from /proc")
 async def test_a_stdio_server_whose_stdin_breaks_first_is_spawned_again(
-    shim: object, mcp_stdio_fault_server: FaultServer, tmp_path: object
+    shim: object, mcp_stdio_fault_server: FaultServer, tmp_path: Path
 ) -> None:
     """The other ending of a dead stdio server: the request's write fails (EPIPE) before its stdout ends
     (here it never does: a child of the server's shell holds it, as a server's own child can). Under
     mcp 1.x the SDK's transport then fails and the request waited forever, unanswered and unseen by
     fastmcp (the race behind test_a_stdio_server_that_died_is_spawned_again's rare hang, made sure)."""
-    from pathlib import Path
-
     from fastmcp.client.transports import StdioTransport
 
-    holders = Path(str(tmp_path)) / "holders"
+    holders = tmp_path / "holders"
     params = mcp_stdio_fault_server.stdio_parameters()
     hold_stdout = f"sh -c 'echo $$ >> {holders}; exec sleep 60' holder </dev/null &"
     script = f'{hold_stdout} exec "$0" "$@"'
