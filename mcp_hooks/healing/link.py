@@ -32,7 +32,6 @@ class _Pending:
         "request_id",
         "resends",
         "scope",
-        "since",
         "unreachable",
     )
 
@@ -48,7 +47,6 @@ class _Pending:
         self.may_have_run = False  # it was lost in flight once: the server may have run it
         self.resends = 0
         self.unreachable = False  # refused because the server could not be reached: not a failed replay
-        self.since = time.monotonic()
         self.scope = scope  # the tracer's scope of the call that sent it (telemetry), or None
         #: the server's error answer that lost it on its current link, when the hooks took it for session
         #: loss (``"-32022: Unsupported protocol version"``), else ``None``
@@ -75,6 +73,7 @@ class _Link:
         self.waiters: dict[str, list[Any]] = {}
         self.change = anyio.Event()
         self.watched = False
+        self.poked = False  # a ping of the relay's is out on it to end the session reader's wait (_poke)
         self.served = False  # the server answered a request of the session's on it
         self.refused_credentials: int | None = None  # 401/403 to the handshake on this link
         # how long a request may take, a 429/503 waited out included: the deadline its relay was given

@@ -8,10 +8,9 @@ No message waits for a task of the relay's in between (each such hop cost about 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -25,7 +24,6 @@ from .relay import CLOSE_TIMEOUT, Relay
 __all__ = ["healed_streams", "relay_streams", "server_key"]
 
 log = logging.getLogger("mcp_hooks.healing")
-_NOTHING: Any = object()
 
 
 def server_key(kind: str, target: Any) -> str:
@@ -50,13 +48,18 @@ class _SessionReader:
     """The stream the session reads: the messages of the link the relay reads from, taken in the session's
     own reading task and passed through the relay's logic there (no extra hop through a task of the
     relay's), and before them what the relay has for the session itself (its error answers, notifications).
-    One task reads it (the session's); the relay wakes it when it has something or the link changes."""
+
+    One task reads it (the session's). Its wait on a link is the link's own ``receive()``, with no cancel
+    scope around it (a scope per message cost about a tenth of the relay's time). So nothing cuts that wait
+    short: a link being given up ends it when its transport closes (every SDK transport ends its read
+    stream then, or the SDK's own session would never end either), and what the relay has for the session
+    meanwhile (after a rebuild, ``tools/list_changed``) is fetched by a ping of the relay's own on the link,
+    whose answer ends the wait (:meth:`~.traffic._Traffic._poke`). Waiting for a link, it waits on an event."""
 
     def __init__(self, relay: Relay) -> None:
         self._relay = relay
         self._queue: deque[Any] = deque()
         self._wake = anyio.Event()
-        self._waiting: anyio.CancelScope | None = None  # the reader's wait on a link, cut short by wake()
         self._ended = False  # the relay is done: the end of the stream, once the queue is read
         self._closed = False  # the session closed its end
 
@@ -66,19 +69,16 @@ class _SessionReader:
             self.wake()
 
     def wake(self) -> None:
+        """The reader has something new to look at (a message of the relay's, another link, its end). If it
+        may be waiting on a link, the link is poked (a reader busy meanwhile finds the message itself)."""
         self._wake.set()
-        if self._waiting is not None:
-            self._waiting.cancel()  # (a message the link already handed over is still returned: see __anext__)
+        link = self._relay._reading
+        if link is not None and self._queue:
+            self._relay._poke(link)
 
     def end(self) -> None:
         self._ended = True
         self.wake()
-
-    @functools.cached_property
-    def _scope_type(self) -> type[anyio.CancelScope]:
-        """The event loop's own cancel scope class: made directly, it skips anyio's look-up of the loop
-        (a third of a scope's cost; the session reads in one event loop for its whole life)."""
-        return type(anyio.CancelScope())
 
     async def __anext__(self) -> Any:
         """The next message (what the session's ``async for`` reads: no extra coroutine for ``receive``)."""
@@ -95,26 +95,8 @@ class _SessionReader:
                 self._wake = anyio.Event()
                 await self._wake.wait()
                 continue
-            stream = link.read
-            nowait = getattr(stream, "receive_nowait", None)  # (mcp 2.x's context streams have none)
-            item: Any = _NOTHING
             try:
-                if nowait is not None:
-                    try:
-                        item = nowait()
-                    except anyio.WouldBlock:
-                        pass
-                if item is _NOTHING:
-                    # Wait for the link, or until woken. Cancelling this scope interrupts only the wait: a
-                    # message handed over before it is returned (anyio hands none to a receiver with a
-                    # cancellation pending, and does not cancel a task whose wait is already over).
-                    try:
-                        with self._scope_type() as self._waiting:
-                            item = await stream.receive()
-                    finally:
-                        self._waiting = None
-                    if item is _NOTHING:
-                        continue  # woken
+                item = await link.read.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
                 relay._link_ended(link)
                 continue
@@ -168,11 +150,12 @@ class _SessionWriter:
         self._relay = relay
         self._closed = False
 
-    async def send(self, item: Any) -> None:
+    def send(self, item: Any) -> Awaitable[None]:
+        """What ``await stream.send(item)`` awaits: the relay's handling of the message, itself (a coroutine of
+        this method's own around it would be one more frame on every message)."""
         if self._closed or self._relay._closing:
-            await self._inner.send(item)  # the stream's own answer: closed, or read by the relay to the end
-            return
-        await self._relay._from_session(item, telemetry.scope())
+            return self._inner.send(item)  # the stream's own answer: closed, or read by the relay to the end
+        return self._relay._from_session(item, telemetry.scope())
 
     def send_nowait(self, item: Any) -> None:
         self._inner.send_nowait(item)

@@ -79,6 +79,8 @@ _READ_ONLY_METHODS = frozenset(
     }
 )
 _READ_ONLY = {"readOnlyHint": True}
+#: Requests whose effect the relay restores after a rebuild (it remembers them as they pass).
+_SETTING_UP = frozenset({"initialize", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 
 
 #: The tools' annotations last listed per server, for sessions that never list them themselves (a
@@ -115,6 +117,7 @@ class _Traffic:
     ) -> None:
         self._open_transport = open_transport
         self.kind = kind
+        self._watched = kind == "http"  # the HTTP watcher (watch.py) reports this relay's losses too
         self.server = server
         self._pm = pm
         self.rebuilds = 0
@@ -252,64 +255,72 @@ class _Traffic:
                 link.trouble.set()
 
     async def _from_session(self, item: Any, scope: Any) -> None:
-        """One message the session wrote (``scope``: the tracer's, in the writer's task)."""
-        message = messages.inner(item)
-        found = messages.fields(message)
+        """One message the session wrote (``scope``: the tracer's, in the writer's task). A request's way
+        is kept short (the relay's cost is paid on every call): what is rare is in the helpers."""
+        found = messages.fields(messages.inner(item))
         method = found.get("method")
         request_id = found.get("id")
-        params = found.get("params") or {}
-        if method is not None and request_id is not None:
-            if self._dead_for_good is not None:
-                self._to_session(
-                    messages.error_answer(
-                        request_id,
-                        messages.UNCERTAIN_CODE,
-                        self._dead_for_good,
-                        messages.outcome(False, "crash-loop"),
-                    )
-                )
-                return
-            breaker = self._breaker
-            if breaker is not None and not breaker.admit():
-                self._to_session(
-                    messages.error_answer(
-                        request_id,
-                        messages.UNCERTAIN_CODE,
-                        breaker.describe(self.server),
-                        messages.outcome(False, "circuit-open"),
-                    )
-                )
-                return
-            if method == "initialize":
-                self._handshake = [item]
-            elif method == "logging/setLevel":
-                self._level = item
-            elif method == "resources/subscribe":
-                uri = params.get("uri")
-                if isinstance(uri, str):
-                    self._subscriptions[uri] = item
-            elif method == "resources/unsubscribe":
-                uri = params.get("uri")
-                if isinstance(uri, str):
-                    self._subscriptions.pop(uri, None)
-            meta = params.get("_meta")
-            if isinstance(meta, dict) and meta.get(_PROTOCOL_META, self._meta_version) != self._meta_version:
-                # copied once per version, not per request (the session sends the same each time)
-                self._request_meta = {k: v for k, v in meta.items() if k.startswith(_META_PREFIX)}
-            pending = _Pending(item, request_id, method, scope)
-            if method in _FLOW_METHODS:
-                state = params.get("requestState")
-                pending.flow = 0 if state is None else self._flows.pop(state, None)
-            self._pending[request_id] = pending
-            if method == "tools/call" and self._tools is None and not self._learning:
-                self._learn_tools_soon()
-            try:
-                await self._send(pending)
-            except BaseException:
-                if pending.link is not None and self._pending.get(request_id) is pending:
-                    del self._pending[request_id]  # the writer was cancelled while handing it on: not waited for
-                raise
+        if method is None or request_id is None:
+            await self._note_from_session(item, method, found.get("params") or {})
             return
+        if (self._dead_for_good is not None or self._breaker is not None) and self._refused_now(request_id):
+            return
+        params = found.get("params") or {}
+        if method in _SETTING_UP or "_meta" in params:
+            self._note(item, method, params)
+        pending = _Pending(item, request_id, method, scope)
+        if method in _FLOW_METHODS:
+            state = params.get("requestState")
+            pending.flow = 0 if state is None else self._flows.pop(state, None)
+        self._pending[request_id] = pending
+        if method == "tools/call" and self._tools is None and not self._learning:
+            self._learn_tools_soon()
+        try:
+            link = self._sending(pending)  # (not through _send: a frame less on every request)
+            if link is not None and not await self._send_raw(link, item):
+                self._lost_on(link, request_id, Loss.REJECTED, "the transport refused the message")
+        except BaseException:
+            if pending.link is not None and self._pending.get(request_id) is pending:
+                del self._pending[request_id]  # the writer was cancelled while handing it on: not waited for
+            raise
+
+    def _note(self, item: Any, method: str, params: Any) -> None:
+        """Remember what a request of the session's sets up (the handshake, the logging level, a
+        subscription, the session-less protocol's per-request ``_meta``)."""
+        if method == "initialize":
+            self._handshake = [item]
+        elif method == "logging/setLevel":
+            self._level = item
+        elif method == "resources/subscribe":
+            uri = params.get("uri")
+            if isinstance(uri, str):
+                self._subscriptions[uri] = item
+        elif method == "resources/unsubscribe":
+            uri = params.get("uri")
+            if isinstance(uri, str):
+                self._subscriptions.pop(uri, None)
+        meta = params.get("_meta")
+        if isinstance(meta, dict) and meta.get(_PROTOCOL_META, self._meta_version) != self._meta_version:
+            # copied once per version, not per request (the session sends the same each time)
+            self._request_meta = {k: v for k, v in meta.items() if k.startswith(_META_PREFIX)}
+
+    def _refused_now(self, request_id: Any) -> bool:
+        """A server given up for good, or behind an open breaker: the request is answered at once (it never
+        ran). Whether it was."""
+        if self._dead_for_good is not None:
+            why, reason = self._dead_for_good, "crash-loop"
+        else:
+            breaker = self._breaker
+            if breaker is None or breaker.admit():
+                return False
+            why, reason = breaker.describe(self.server), "circuit-open"
+        self._to_session(
+            messages.error_answer(request_id, messages.UNCERTAIN_CODE, why, messages.outcome(False, reason))
+        )
+        return True
+
+    async def _note_from_session(self, item: Any, method: str | None, params: Any) -> None:
+        """A notification (or an answer to the server) of the session's: sent on the live link, or held."""
         if method == "notifications/initialized":
             self._handshake = [*self._handshake[:1], item]
         elif method == "notifications/cancelled":
@@ -322,39 +333,51 @@ class _Traffic:
             self._later.append(item)  # sent once the session is rebuilt; answers to a lost server are dropped
 
     async def _send(self, pending: _Pending) -> None:
+        """Send a request of the session's on the live link, or hold it for the rebuild."""
+        link = self._sending(pending)
+        if link is not None and not await self._send_raw(link, pending.message):
+            self._lost_on(link, pending.request_id, Loss.REJECTED, "the transport refused the message")
+
+    def _sending(self, pending: _Pending) -> _Link | None:
+        """The live link ``pending`` goes out on, marked so; ``None``: none is up, it waits for the rebuild."""
         link = self._link
         if link is None or link.gone:
             pending.link = None
             self._wanted.set()
-            return
+            return None
         pending.link = link
         pending.lost = None
         pending.refusal = None
         if pending.scope is not None:
             telemetry.note(pending.scope, self.server, self.session_id())
-        if not await self._send_raw(link, pending.message):
-            self._lost_on(link, pending.request_id, Loss.REJECTED, "the transport refused the message")
+        return link
 
     async def _send_raw(self, link: _Link, item: Any) -> bool:
-        # mcp 2.x runs each request in the context its message was sent from: the link must be in it.
-        token = current_link.set(link)
+        write = link.write
         try:
             # a transport's writer already waiting takes it at once: anyio's send() yields a turn first
-            write = link.write
             nowait = getattr(write, "send_nowait", None)
-            if nowait is None:
-                await write.send(item)
-            else:
+            if nowait is not None:
                 try:
                     nowait(item)
+                    return True
                 except anyio.WouldBlock:
-                    await write.send(item)
+                    pass
+            if not self._watched:
+                await write.send(item)
+                return True
+            # mcp 2.x's streams carry the sender's context to the transport, which runs the request in
+            # it: the link must be in it, for the HTTP watcher. Only there: a context changed per message
+            # cost the other transports about 4 us a call (every context variable read after it misses)
+            token = current_link.set(link)
+            try:
+                await write.send(item)
+            finally:
+                current_link.reset(token)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             link.died = True
             link.give_up(f"the transport is closed ({type(exc).__name__})")
             return False
-        finally:
-            current_link.reset(token)
         return True
 
     # ------------------------------------------------------------------ the transport's side
@@ -384,8 +407,9 @@ class _Traffic:
             error = found.get("error")
             if error is not None and (self._is_loss(link, pending, error) or self._restart_flow(pending, error)):
                 return None
-            if pending.flow is not None:
-                self._flow_goes_on(pending, found.get("result"))
+            result = found.get("result")
+            if pending.flow is not None and isinstance(result, dict) and "requestState" in result:
+                self._flow_goes_on(pending, result)
             self._pending.pop(request_id, None)
             link.served = True
             if link.gone or link.watched:  # someone waits for this link to settle
@@ -471,9 +495,9 @@ class _Traffic:
         self._tg.start_soon(self._send, pending)
         return True
 
-    def _flow_goes_on(self, pending: _Pending, result: Any) -> None:
+    def _flow_goes_on(self, pending: _Pending, result: dict[str, Any]) -> None:
         """Remember the ``requestState`` of an ``input_required`` answer: the session's next round carries it."""
-        state = result.get("requestState") if isinstance(result, dict) else None
+        state = result.get("requestState")
         if isinstance(state, str) and result.get("resultType") == "input_required" and pending.flow is not None:
             if len(self._flows) >= _FLOWS_LIMIT:
                 self._flows.pop(next(iter(self._flows)))
@@ -517,6 +541,21 @@ class _Traffic:
             exc = messages.sdk_error(error)
             if decide(self.pm, "should_reconnect", call=self._call(None), error=exc) is True:
                 link.give_up(f"the standing stream ended; ping: {error.code}: {error.message}"[:200], exc)
+
+    def _poke(self, link: _Link) -> None:
+        """The session's reader waits on ``link`` while the relay has a message for the session: a ping of the
+        relay's own on it, whose answer ends that wait (the reader then takes the relay's message first).
+        One at a time per link; a link given up ends the wait by closing."""
+        if link.poked or link.gone or self._closing or self._tg is None:
+            return
+        link.poked = True
+        self._tg.start_soon(self._ping, link)
+
+    async def _ping(self, link: _Link) -> None:
+        try:
+            await self._ask(link, self._own_request(link, "ping"), within=RESTORE_TIMEOUT)
+        finally:
+            link.poked = False
 
     def _own_id(self, link: _Link) -> str:
         return f"{_OWN}{link.generation}:{next(self._ids)}"

@@ -16,7 +16,7 @@ from healing_helpers import Events, error_text, outcome, text
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from mcp_hooks.healing import settings
+from mcp_hooks.healing import messages, settings
 from mcp_hooks.healing.relay import Relay
 from mcp_hooks.healing.streams import relay_streams, server_key
 from mcp_hooks.healing.watch import watch_client
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 @contextlib.asynccontextmanager
-async def relayed(url: str, **relay_options: Any) -> AsyncIterator[tuple[Any, Relay]]:
+async def relayed(url: str, handler: Any = None, **relay_options: Any) -> AsyncIterator[tuple[Any, Relay]]:
     async with create_mcp_http_client() as client:
         watch_client(client)
         relay = Relay(
@@ -37,7 +37,7 @@ async def relayed(url: str, **relay_options: Any) -> AsyncIterator[tuple[Any, Re
         )
         async with (
             relay_streams(relay, with_session_id=MCP_MAJOR < 2) as streams,
-            mcp.ClientSession(streams[0], streams[1]) as session,
+            mcp.ClientSession(streams[0], streams[1], message_handler=handler) as session,
         ):
             await session.initialize()
             yield session, relay
@@ -106,4 +106,33 @@ async def test_a_fault_of_the_relay_on_a_message_passes_the_message_on_as_it_cam
         logged = [r for r in caplog.records if "failed on a message" in r.getMessage()]
         assert len(logged) == 1 and logged[0].exc_info is not None
         assert str(logged[0].exc_info[1]) == "a fault of the relay's"
+        assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "after"}), 10)).startswith("after")
+
+
+async def test_a_message_of_the_relay_reaches_a_session_that_sends_nothing(server: Any) -> None:
+    """The session's reader waits on the live link with nothing cutting that wait short: what the relay has
+    for the session meanwhile (as ``tools/list_changed`` after a rebuild) is fetched by a ping of the
+    relay's own, whose answer ends the wait. The session itself sends nothing."""
+    heard: list[Any] = []
+    got = asyncio.Event()
+
+    async def handler(message: Any) -> None:
+        root = getattr(message, "root", message)
+        if getattr(root, "method", None) == "notifications/tools/list_changed":
+            heard.append(root)
+            got.set()
+
+    async with relayed(server.url, handler) as (session, relay):
+        text(await session.call_tool("echo", {"text": "warm"}))
+        await asyncio.sleep(0.2)  # the reader is waiting on the link
+        link = relay._link
+        assert link is not None and relay._reading is link and not link.poked
+        relay._to_session(messages.notification("notifications/tools/list_changed"))
+        await asyncio.wait_for(got.wait(), 10)
+        assert len(heard) == 1
+        for _ in range(50):  # the ping's answer came back too; the link is free for another one
+            if not link.poked:
+                break
+            await asyncio.sleep(0.1)
+        assert not link.poked and not link.waiters
         assert text(await asyncio.wait_for(session.call_tool("echo", {"text": "after"}), 10)).startswith("after")
