@@ -118,7 +118,7 @@ async def _per_call(
 
 
 async def overhead(suite: Suite, srv: FaultServer) -> None:
-    rounds = 5 if suite.quick else 61
+    rounds = 5 if suite.quick else 121
     stdio = FaultServer(transport="stdio")
     try:
         for target, fid, what, within in (

@@ -380,9 +380,8 @@ class WatchingTransport(_httpx.AsyncBaseTransport):  # type: ignore[misc]
             raise
         status = response.status_code
         if status < 300:
-            issued = response.headers.get("mcp-session-id")
-            if issued is not None:
-                link.session_id_seen = issued
+            if link.session_id_seen is None:  # (issued once per session: a header look-up is ~1 us a call)
+                link.session_id_seen = response.headers.get("mcp-session-id")
             if request.method in ("GET", "POST"):
                 standing = request.method == "GET"
                 events = not standing and event_stream(response)
