@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import importlib
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -59,13 +61,11 @@ async def _block(session: Any, count: int, call: tuple[str, dict[str, Any]]) -> 
 
 async def _paired(
     raw: Any, ours: Any, *, count: int, rounds: int, call: tuple[str, dict[str, Any]]
-) -> tuple[float, float]:
-    """The raw SDK's time per call, and what healing adds to it: the median, over ``rounds`` pairs of
-    back-to-back blocks of ``count`` calls (who goes first alternating), of each pair's difference. A
-    pair shares the moment's load (the server process is on the same two cores), so the difference
-    is steadier than two medians taken apart."""
-    raw_s: list[float] = []
-    extra_s: list[float] = []
+) -> list[tuple[float, float]]:
+    """``rounds`` back-to-back pairs of blocks of ``count`` calls (who goes first alternating): each
+    round's raw time per call and what healing added to it. A round's two blocks share the moment's load
+    (the server is on the same two cores), so their difference is steadier than two times taken apart."""
+    measured: list[tuple[float, float]] = []
     for r in range(rounds):
         if r % 2 == 0:
             baseline = await _block(raw, count, call)
@@ -73,30 +73,37 @@ async def _paired(
         else:
             healed = await _block(ours, count, call)
             baseline = await _block(raw, count, call)
-        raw_s.append(baseline)
-        extra_s.append(healed - baseline)
-    return median(raw_s), median(extra_s)
+        measured.append((baseline, healed - baseline))
+    return measured
 
 
 async def _per_call(
     suite: Suite,
-    raw: Any,
-    ours: Any,
+    pair: Callable[[bool], contextlib.AbstractAsyncContextManager[tuple[Any, Any]]],
     *,
     fid: str,
     label: str,
     call: tuple[str, dict[str, Any]],
+    pairs: int,
     rounds: int,
     within_ratio: float | None = None,
     note: str = "",
 ) -> None:
-    """One figure: what the healed session ``ours`` adds per call over the SDK's own ``raw`` (both warmed),
-    held to ``within_ratio`` when given, else to +30 us."""
+    """One figure: what a healed session adds per call over the SDK's own, held to ``within_ratio`` when
+    given, else to +30 us. ``pair(healed_first)`` opens a fresh ``(raw, healed)`` pair of sessions; the
+    figure pools ``rounds`` paired rounds of each of ``pairs`` pairs (opened in alternating order). One pair
+    alone is a draw: two sessions differ by tens of microseconds a call by themselves (two stdio children
+    placed on the cores differently; measured -80 to +76 us between six pairs under mcp 2.3)."""
     count = 20
-    for _ in range(20):
-        _text(await raw.call_tool(*call))
-        _text(await ours.call_tool(*call))
-    raw_call, extra = await _paired(raw, ours, count=count, rounds=rounds, call=call)
+    measured: list[tuple[float, float]] = []
+    for p in range(pairs):
+        async with pair(p % 2 == 1) as (raw, ours):
+            for _ in range(20):
+                _text(await raw.call_tool(*call))
+                _text(await ours.call_tool(*call))
+            measured += await _paired(raw, ours, count=count, rounds=rounds, call=call)
+    raw_call = median([baseline for baseline, _ in measured])
+    extra = median([added for _, added in measured])
     ours_call = raw_call + extra
     r = ratio(ours_call, raw_call)
     extra_us = extra * 1e6
@@ -111,23 +118,43 @@ async def _per_call(
             f"{r:.3f}x ({ours_call * 1e3:.3f} vs {raw_call * 1e3:.3f} ms, {extra_us:+.0f} us)",
             f"<= {within_ratio:g}x" if within_ratio is not None else "<= +30 us",
             r <= within_ratio if within_ratio is not None else extra_us <= 30,
-            note=f"{note}median difference of {rounds} back-to-back pairs of {count}-call blocks, who goes first "
-            "alternating",
+            note=f"{note}median difference of {pairs * rounds} back-to-back pairs of {count}-call blocks, who goes "
+            f"first alternating, over {pairs} fresh pairs of sessions",
         )
     )
 
 
+def _sessions(
+    opened: Callable[..., contextlib.AbstractAsyncContextManager[Any]],
+) -> Callable[[bool], contextlib.AbstractAsyncContextManager[tuple[Any, Any]]]:
+    """``(raw, healed)`` sessions from ``opened(healed=...)``, the healed one opened first when asked."""
+
+    @contextlib.asynccontextmanager
+    async def pair(healed_first: bool) -> AsyncIterator[tuple[Any, Any]]:
+        async with opened(healed=healed_first) as first, opened(healed=not healed_first) as second:
+            yield (second, first) if healed_first else (first, second)
+
+    return pair
+
+
 async def overhead(suite: Suite, srv: FaultServer) -> None:
-    rounds = 5 if suite.quick else 121
+    pairs, rounds = (1, 5) if suite.quick else (8, 16)
     stdio = FaultServer(transport="stdio")
     try:
         for target, fid, what, within in (
             (srv.url, "sdk_healing.http_call", "loopback streamable-HTTP call", 1.03),
             (stdio.stdio_server_parameters(), "sdk_healing.stdio_call", "stdio call", None),
         ):
-            async with sdk_session(target, healed=False) as raw, sdk_session(target, healed=True) as ours:
-                label = f"{what} through a healed SDK session vs the SDK's own"
-                await _per_call(suite, raw, ours, fid=fid, label=label, call=ECHO, rounds=rounds, within_ratio=within)
+            await _per_call(
+                suite,
+                _sessions(functools.partial(sdk_session, target)),
+                fid=fid,
+                label=f"{what} through a healed SDK session vs the SDK's own",
+                call=ECHO,
+                pairs=pairs,
+                rounds=rounds,
+                within_ratio=within,
+            )
     finally:
         stdio.close()
 
@@ -136,9 +163,9 @@ async def overhead(suite: Suite, srv: FaultServer) -> None:
 async def _memory_transport(server: Any) -> AsyncIterator[Any]:
     """The SDK's in-memory transport to an in-process server: its ``(read, write)`` streams."""
     if MCP_MAJOR >= 2:
-        from mcp.client._memory import InMemoryTransport
+        memory: Any = importlib.import_module("mcp.client._memory")  # (mcp 2.x only)
 
-        async with InMemoryTransport(server) as streams:
+        async with memory.InMemoryTransport(server) as streams:
             yield streams
         return
     from mcp.shared.memory import create_client_server_memory_streams
@@ -171,17 +198,17 @@ async def relay_alone(suite: Suite) -> None:
     from benchmarks.core import tiny_server
 
     server = tiny_server()
-    async with _memory_session(server, healed=False) as raw, _memory_session(server, healed=True) as ours:
-        await _per_call(
-            suite,
-            raw,
-            ours,
-            fid="sdk_healing.memory_call",
-            label="MCP call over the SDK's in-memory transport through the healing relay vs the SDK's own",
-            call=NOOP,
-            rounds=5 if suite.quick else 121,
-            note="the relay's own cost: ",
-        )
+    pairs, rounds = (1, 5) if suite.quick else (8, 16)
+    await _per_call(
+        suite,
+        _sessions(functools.partial(_memory_session, server)),
+        fid="sdk_healing.memory_call",
+        label="MCP call over the SDK's in-memory transport through the healing relay vs the SDK's own",
+        call=NOOP,
+        pairs=pairs,
+        rounds=rounds,
+        note="the relay's own cost: ",
+    )
 
 
 async def _fresh(url: str) -> float:
@@ -197,9 +224,9 @@ async def after_restart(suite: Suite, srv: FaultServer) -> None:
     fresh_s: list[float] = []
     async with sdk_session(srv.url, healed=True) as session:
         _text(await session.call_tool(*ECHO))
-        for r in range(rounds):
+        for turn in range(rounds):
             srv.expire_sessions()  # the server forgets the session: the next call meets a 404
-            if r % 2 == 0:
+            if turn % 2 == 0:
                 started = time.perf_counter()
                 _text(await session.call_tool(*ECHO))
                 ours_s.append(time.perf_counter() - started)
@@ -294,14 +321,14 @@ async def down_server(suite: Suite, srv: FaultServer) -> None:
     from mcp_hooks.healing import breaker, relay
 
     opened: list[Any] = []
-    original_link, original_deadline = relay._Link, relay.HEAL_DEADLINE
+    original_link, original_deadline = relay._Link, relay.HEAL_DEADLINE  # type: ignore[attr-defined]
 
     class CountedLink(original_link):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             opened.append(self)
 
-    relay._Link, relay.HEAL_DEADLINE = CountedLink, 1.0
+    relay._Link, relay.HEAL_DEADLINE = CountedLink, 1.0  # type: ignore[attr-defined]
     count = 20 if suite.quick else 200
     try:
         async with sdk_session(srv.url, healed=True) as session:
@@ -328,7 +355,7 @@ async def down_server(suite: Suite, srv: FaultServer) -> None:
                 fail("circuit breaker: a call answered while the server was down")
             srv.start()
     finally:
-        relay._Link, relay.HEAL_DEADLINE = original_link, original_deadline
+        relay._Link, relay.HEAL_DEADLINE = original_link, original_deadline  # type: ignore[attr-defined]
     fast = median(samples)
     suite.add(
         Figure(
