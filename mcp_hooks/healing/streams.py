@@ -50,7 +50,7 @@ class _SessionReader:
     relay's), and before them what the relay has for the session itself (its error answers, notifications).
 
     One task reads it (the session's). Its wait on a link is the link's own ``receive()``, with no cancel
-    scope around it (a scope per message cost about a tenth of the relay's time). So nothing cuts that wait
+    scope around it (a scope per message cost about a fifth of the relay's time). So nothing cuts that wait
     short: a link being given up ends it when its transport closes (every SDK transport ends its read
     stream then, or the SDK's own session would never end either), and what the relay has for the session
     meanwhile (after a rebuild, ``tools/list_changed``) is fetched by a ping of the relay's own on the link,

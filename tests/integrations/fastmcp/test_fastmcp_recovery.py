@@ -243,11 +243,12 @@ async def test_a_stdio_server_that_died_is_spawned_again(shim: object, mcp_stdio
 
 
 def _dead(pid: int) -> bool:
-    """``pid`` has exited (a zombie not yet reaped counts: its pipes are closed)."""
+    """``pid`` has exited (a zombie not yet reaped counts: its pipes are closed). Reaped between the open and
+    the read, its ``stat`` reads as ``ESRCH`` (``ProcessLookupError``), not as a missing file."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return True
 
 
