@@ -76,7 +76,23 @@ def __getattr__(name: str) -> Any:
     try:
         from . import connection
     except ImportError as exc:
-        raise ImportError(f"mcp_hooks.{name} needs the MCP SDK (pip install mcp): {exc}") from exc
+        return _without_the_sdk(name, exc)
     value = getattr(connection, name)
     globals()[name] = value
     return value
+
+
+def _without_the_sdk(name: str, missing: ImportError) -> Any:
+    """What ``name`` is where the SDK cannot be imported: every public name still imports (``from mcp_hooks
+    import connect`` works everywhere); using it raises an ``ImportError`` that names the SDK. Not kept: a
+    later look-up tries the SDK again."""
+    message = f"mcp_hooks.{name} needs the MCP SDK (pip install mcp): {missing}"
+
+    def unavailable(*args: Any, **kwargs: Any) -> Any:
+        raise ImportError(message) from missing
+
+    if name == "connect":
+        unavailable.__name__ = unavailable.__qualname__ = "connect"
+        unavailable.__doc__ = message
+        return unavailable
+    return type(name, (), {"__init__": unavailable, "__doc__": message, "__module__": __name__})

@@ -179,22 +179,28 @@ class NoSdk(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, NoSdk())
 import mcp_hooks
 print(mcp_hooks.classify(RuntimeError("Session terminated")).loss.name)
-try:
-    mcp_hooks.connect
-except ImportError as exc:
-    print(exc)
+missing = [name for name in mcp_hooks.__all__ if not hasattr(mcp_hooks, name)]
+print(f"missing: {missing}")
+from mcp_hooks import ResilientSession, connect
+for use in (lambda: connect("http://127.0.0.1:9/mcp"), lambda: ResilientSession()):
+    try:
+        use()
+    except ImportError as exc:
+        print(exc)
 """
 
 
 def test_the_package_imports_without_the_sdk_and_says_what_needs_it() -> None:
-    """The hooks, the classifier, the engine and attachment need no SDK; ``connect`` loads it on first use."""
+    """The hooks, the classifier, the engine and attachment need no SDK; every public name still imports,
+    and using ``connect`` or ``ResilientSession`` there raises an ``ImportError`` naming the SDK."""
     done = subprocess.run(
         [sys.executable, "-c", _WITHOUT_THE_SDK], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
-    loss, error = done.stdout.splitlines()
-    assert loss == "REJECTED"
-    assert error.startswith("mcp_hooks.connect needs the MCP SDK (pip install mcp): No module named")
+    loss, missing, *errors = done.stdout.splitlines()
+    assert loss == "REJECTED" and missing == "missing: []"
+    for name, error in zip(("connect", "ResilientSession"), errors, strict=True):
+        assert error.startswith(f"mcp_hooks.{name} needs the MCP SDK (pip install mcp): No module named"), error
 
 
 def test_connect_is_loaded_on_first_use() -> None:
