@@ -416,7 +416,7 @@ class _Traffic:
                 link.changed()
             if pending.method == "tools/list":
                 params = getattr(messages.inner(pending.message), "params", None) or {}
-                self._learn_tools(found.get("result"), first_page=not params.get("cursor"))
+                self._learn_tools(result, first_page=not params.get("cursor"))
             if pending.resends:
                 self._tell("on_recovered", pending)
         return item
