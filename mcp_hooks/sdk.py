@@ -30,8 +30,8 @@ class Private:
 
     #: the SDK major it exists in (0: both)
     major: int
-    #: a module (``"mcp.client._probe"``), or ``"session"`` / ``"session._dispatcher"``: an attribute of a
-    #: live ``ClientSession`` (or of its dispatcher)
+    #: a module (``"mcp.client._probe"``), or a path from ``"session"`` (``"session._dispatcher"``): an
+    #: attribute of a live ``ClientSession`` (or of what it holds) over streamable HTTP
     owner: str
     name: str
     #: what stops working without it
@@ -58,6 +58,18 @@ PRIVATE: tuple[Private, ...] = (
     Private(1, "session", "_write_stream", "instrument('mcp'): the healing relay beneath a session"),
     Private(2, "session", "_dispatcher", "instrument('mcp'): the healing relay beneath a session"),
     Private(2, "session._dispatcher", "_write_stream", "instrument('mcp'): the healing relay beneath a session"),
+    Private(
+        2,
+        "mcp.shared._context_streams",
+        "ContextSendStream",
+        "instrument('mcp'): a request handed to the transport without a loop turn (healing.link.put_at_once)",
+    ),
+    Private(
+        2,
+        "session._dispatcher._write_stream",
+        "_inner",
+        "instrument('mcp'): a request handed to the transport without a loop turn (healing.link.put_at_once)",
+    ),
     Private(2, "session", "_stamp", "instrument('mcp'): the era a request was sent in, reset to negotiate again"),
     Private(2, "session", "_negotiated_version", "instrument('mcp'): whether a session is session-less"),
     Private(2, "mcp.client.session", "_preconnect_stamp", "instrument('mcp'): negotiating the era again"),

@@ -4,6 +4,8 @@ HTTP watcher reports to) and each request of the session's not answered yet (:cl
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import importlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -13,6 +15,12 @@ import pluggy
 
 from .. import redact
 from ..classify import Loss
+from .watch import current_link
+
+try:  # mcp 2.x: the transport's write stream carries each sender's context to the transport
+    _ContextSendStream: Any = importlib.import_module("mcp.shared._context_streams").ContextSendStream
+except (ImportError, AttributeError):  # mcp 1.x
+    _ContextSendStream = None
 
 if TYPE_CHECKING:
     from .relay import Relay
@@ -61,6 +69,7 @@ class _Link:
         self.generation = generation
         self.read: Any = None
         self.write: Any = None
+        self.put: Callable[[Any], None] | None = None  # hands ``write`` a message at once (put_at_once)
         self.get_session_id: Callable[[], str | None] | None = None
         self.session_id_seen: str | None = None  # the Mcp-Session-Id the server issued (seen by the watcher)
         self.gone = False  # loss seen: nothing new is sent on it
@@ -126,3 +135,30 @@ def _close(*streams: Any) -> None:
         if callable(close):
             with contextlib.suppress(Exception):
                 close()
+
+
+def put_at_once(link: _Link, watched: bool) -> Callable[[Any], None] | None:
+    """How to hand ``link``'s transport a message without a loop turn (anyio's ``send()`` yields one
+    first, even to a writer already waiting for it), or ``None``; the function raises
+    ``anyio.WouldBlock`` when the transport is not waiting.
+
+    mcp 2.x's stream carries the sender's context to the transport, which runs the request in it: the
+    message goes in that envelope here, a copy of the sender's context, with the link in it for the
+    HTTP watcher (``watched``) and the sender's own context left as it was."""
+    write = link.write
+    nowait = getattr(write, "send_nowait", None)
+    if nowait is not None:
+        return nowait  # type: ignore[no-any-return]
+    inner = getattr(write, "_inner", None)
+    if _ContextSendStream is None or not isinstance(write, _ContextSendStream) or inner is None:
+        return None
+    put = inner.send_nowait
+    if not watched:
+        return lambda item: put((contextvars.copy_context(), item))
+
+    def put_watched(item: Any) -> None:
+        context = contextvars.copy_context()
+        context.run(current_link.set, link)
+        put((context, item))
+
+    return put_watched

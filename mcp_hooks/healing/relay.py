@@ -33,7 +33,7 @@ from ..classify import Loss
 from ..manager import decide, notify
 from . import messages
 from .breaker import _Breaker
-from .link import _close, _Link, _Pending
+from .link import _close, _Link, _Pending, put_at_once
 from .traffic import RESTORE_TIMEOUT, _Traffic
 from .watch import current_link
 
@@ -112,6 +112,7 @@ class Relay(_Traffic):
                     # let the transport's own tasks start (one that never ran would never close its streams)
                     await anyio.lowlevel.checkpoint()
                     link.read, link.write = streams[0], streams[1]
+                    link.put = put_at_once(link, self._watched)
                     if len(streams) > 2:
                         link.get_session_id = streams[2]
                     self._read_from(link)  # the session's reader takes the link's messages (answers to ours too)

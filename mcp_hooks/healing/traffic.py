@@ -355,11 +355,9 @@ class _Traffic:
     async def _send_raw(self, link: _Link, item: Any) -> bool:
         write = link.write
         try:
-            # a transport's writer already waiting takes it at once: anyio's send() yields a turn first
-            nowait = getattr(write, "send_nowait", None)
-            if nowait is not None:
+            if link.put is not None:  # a transport's writer already waiting takes it at once
                 try:
-                    nowait(item)
+                    link.put(item)
                     return True
                 except anyio.WouldBlock:
                     pass
