@@ -366,7 +366,7 @@ async def healing(suite: Suite, srv: FaultServer) -> None:
     A call after a second of silence is slower than one straight after another, on a warm session and
     for the raw SDK alike (measured: 6.2 against 2.5 ms under mcp 2.3, the raw SDK's own), so the warm
     call the healed one is compared with is made after a 1 s pause too; the back-to-back figure is noted."""
-    rounds = 3 if suite.quick else 9
+    rounds = 1 if suite.quick else 9
     back_to_back: list[float] = []
     warm: list[float] = []
     healed: list[float] = []
