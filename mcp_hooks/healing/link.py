@@ -149,10 +149,11 @@ def put_at_once(link: _Link, watched: bool) -> Callable[[Any], None] | None:
     nowait = getattr(write, "send_nowait", None)
     if nowait is not None:
         return nowait  # type: ignore[no-any-return]
-    inner = getattr(write, "_inner", None)
-    if _ContextSendStream is None or not isinstance(write, _ContextSendStream) or inner is None:
+    if _ContextSendStream is None or not isinstance(write, _ContextSendStream):
         return None
-    put = inner.send_nowait
+    put = getattr(getattr(write, "_inner", None), "send_nowait", None)
+    if put is None:  # the SDK changed it: its own send() is used
+        return None
     if not watched:
         return lambda item: put((contextvars.copy_context(), item))
 
